@@ -1,0 +1,162 @@
+"""Reading and writing DSRIR weights: the official ``.pth`` format and ``.safetensors``.
+
+Official checkpoints are ``{"epoch", "state_dict", "optimizer"}`` (keys may carry a
+``module.`` prefix from DataParallel). The project writes the same format plus ``preset`` and
+``config`` so a checkpoint says which architecture it holds; older files without them are
+matched against the presets by their tensor shapes. ``.safetensors`` files keep the preset and
+config in their metadata. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dsrir.atomic import atomic_path
+from dsrir.errors import DSRIRError
+from dsrir.model.arch import DSRIR
+from dsrir.model.config import PRESETS, DSRIRConfig
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass
+class LoadedWeights:
+    """Weights plus what the file says about them."""
+
+    state_dict: StateDict
+    config: DSRIRConfig
+    preset: str | None
+    metadata: dict[str, Any]
+
+
+def strip_module_prefix(state_dict: StateDict) -> StateDict:
+    """Remove the ``module.`` prefix DataParallel/DistributedDataParallel add."""
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return {k[len("module.") :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def shapes_of(state_dict: StateDict) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state_dict.items()}
+
+
+def match_preset(state_dict: StateDict) -> str | None:
+    """The preset whose parameter names and shapes equal the state_dict's, if any."""
+    wanted = shapes_of(state_dict)
+    for name, config in PRESETS.items():
+        if shapes_of(DSRIR(config).state_dict()) == wanted:
+            return name
+    return None
+
+
+def read_weights(path: str | os.PathLike[str]) -> LoadedWeights:
+    """Read a ``.pth`` or ``.safetensors`` file and work out its architecture."""
+    path = Path(path)
+    if not path.is_file():
+        raise DSRIRError(f"{path}: checkpoint not found")
+    if path.suffix == ".safetensors":
+        state_dict, meta = _read_safetensors(path)
+    else:
+        state_dict, meta = _read_pth(path)
+    state_dict = strip_module_prefix(state_dict)
+    preset = meta.get("preset")
+    if meta.get("config"):
+        config = DSRIRConfig.from_dict(meta["config"])
+    elif preset:
+        config = _preset_or_error(path, preset)
+    else:
+        preset = match_preset(state_dict)
+        if preset is None:
+            raise DSRIRError(
+                f"{path}: the tensors match no preset ({', '.join(PRESETS)}) and the file records no config"
+            )
+        config = PRESETS[preset]
+    return LoadedWeights(state_dict, config, preset, meta)
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[DSRIR, LoadedWeights]:
+    """Build the network the file describes and load its weights strictly."""
+    weights = read_weights(path)
+    model = DSRIR(weights.config)
+    try:
+        model.load_state_dict(weights.state_dict, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise DSRIRError(f"{path}: weights do not fit the recorded architecture: {' '.join(first[:3])}") from None
+    return model.to(device).eval(), weights
+
+
+def _preset_or_error(path: Path, preset: str) -> DSRIRConfig:
+    if preset not in PRESETS:
+        raise DSRIRError(f"{path}: unknown preset {preset!r} recorded in the file")
+    return PRESETS[preset]
+
+
+def _read_pth(path: Path) -> tuple[StateDict, dict[str, Any]]:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise DSRIRError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
+    if isinstance(blob, dict) and "state_dict" in blob:
+        meta = {k: v for k, v in blob.items() if k in ("epoch", "preset", "config", "mode")}
+        state_dict = blob["state_dict"]
+    elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+        meta, state_dict = {}, blob
+    else:
+        raise DSRIRError(f"{path}: expected a state_dict or a {{'epoch', 'state_dict', 'optimizer'}} checkpoint")
+    return state_dict, meta
+
+
+def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw_meta = handle.metadata() or {}
+            state_dict = {k: handle.get_tensor(k) for k in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise DSRIRError(f"{path}: not a readable safetensors file ({exc})") from None
+    meta: dict[str, Any] = dict(raw_meta)
+    if "config" in meta:
+        meta["config"] = json.loads(meta["config"])
+    return state_dict, meta
+
+
+def official_checkpoint(
+    model: DSRIR, preset: str | None, epoch: int, optimizer: torch.optim.Optimizer | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The official checkpoint dict, plus ``preset``, ``config`` and any training state."""
+    return {
+        "epoch": epoch,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "preset": preset,
+        "config": model.config.to_dict(),
+        **extra,
+    }
+
+
+def save_pth(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def save_safetensors(
+    path: str | os.PathLike[str], model: DSRIR, preset: str | None, extra_metadata: dict[str, str] | None = None
+) -> None:
+    """Write weights only, with preset and config in the metadata, atomically."""
+    from safetensors.torch import save_file
+
+    metadata = {"format": "pt", "config": json.dumps(model.config.to_dict()), **(extra_metadata or {})}
+    if preset:
+        metadata["preset"] = preset
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)

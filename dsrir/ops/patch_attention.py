@@ -1,0 +1,63 @@
+"""Patch attention: per-cell channel attention over a g_h x g_w grid.
+
+The official code pools with ``AdaptiveAvgPool2d(grid)``, which does not export to ONNX
+with dynamic H/W. Here the cells are formed by a reshape to (N, C, g_h, H/g_h, g_w, W/g_w)
+and averaged over the two inner axes: the same function for H % g_h == 0 and W % g_w == 0,
+and it exports. The optional ``skip`` input folds the PAB residual into the op, which is the
+signature the fused CUDA kernel and the TensorRT plugin implement.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def cell_view(x: Tensor, grid: tuple[int, int]) -> Tensor:
+    """View (N, C, H, W) as (N, C, g_h, H/g_h, g_w, W/g_w)."""
+    n, c, h, w = x.shape
+    gh, gw = grid
+    return x.reshape(n, c, gh, h // gh, gw, w // gw)
+
+
+def patch_attention(
+    x: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+    grid: tuple[int, int],
+    skip: Tensor | None = None,
+) -> Tensor:
+    """Reference implementation: ``x * sigmoid(W2 relu(W1 mean_cell(x) + b1) + b2) (+ skip)``.
+
+    ``w1`` is (C/r, C, 1, 1) and ``w2`` (C, C/r, 1, 1), as stored in the checkpoint.
+    """
+    n, c, h, w = x.shape
+    cells = cell_view(x, grid)
+    pooled = cells.mean(dim=(3, 5))  # (N, C, g_h, g_w)
+    weights = torch.sigmoid(F.conv2d(F.relu(F.conv2d(pooled, w1, b1)), w2, b2))
+    out = (cells * weights[:, :, :, None, :, None]).reshape(n, c, h, w)
+    return out if skip is None else out + skip
+
+
+class PatchAttention(nn.Module):
+    """Module form with the official parameter names (``conv_du.0``, ``conv_du.2``)."""
+
+    def __init__(self, channels: int, reduction: int, grid: tuple[int, int]) -> None:
+        super().__init__()
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1, bias=True),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        squeeze, expand = self.conv_du[0], self.conv_du[2]
+        return patch_attention(x, squeeze.weight, squeeze.bias, expand.weight, expand.bias, self.grid, skip)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"

@@ -1,0 +1,153 @@
+"""Real training steps on a tiny synthetic set: checkpoints, validation, exact resume, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dsrir.checkpoint import load_model
+from dsrir.model import DSRIR, PRESETS
+from train.cli import build_parser, config_from_args, main
+from train.distributed import DistContext
+from train.sampler import EpochSampler
+from train.schedule import lr_factor, progressive_stage
+from train.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(clean_dir: Path, save_dir: Path, session: str, **overrides: object) -> list[str]:
+    options: dict[str, object] = {
+        "--synthetic": clean_dir, "--preset": "dsrir-xs", "--epochs": 1, "--epoch-chg": 1, "--patch-size": 32,
+        "--batch-size": 2, "--samples-per-epoch": 4, "--workers": 0, "--val-epochs": 100, "--val-size": 32,
+        "--val-fraction": 0.2, "--device": "cpu", "--save-dir": save_dir, "--session": session, "--seed": 7,
+    }
+    options.update({f"--{k.replace('_', '-')}": v for k, v in overrides.items()})
+    argv: list[str] = ["--no-progress"]
+    for key, value in options.items():
+        argv += [key, *str(value).split()]
+    return argv
+
+
+def latest(save_dir: Path, session: str) -> dict:
+    return torch.load(save_dir / "all_in_one" / "models" / session / "model_latest.pth", weights_only=True)
+
+
+def test_schedule_warmup_cosine_and_progressive_stages() -> None:
+    factors = [lr_factor(i, 3, 10, 0.005) for i in range(10)]
+    assert factors[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert factors[-1] == pytest.approx(0.005)
+    assert all(a >= b for a, b in zip(factors[2:], factors[3:]))
+    stages = dict(epoch_chg=(135, 238, 314, 347), patch_sizes=(128, 160, 192, 256), batch_sizes=(16, 14, 12, 8))
+    assert progressive_stage(1, **stages) == (128, 16)
+    assert progressive_stage(135, **stages) == (128, 16)
+    assert progressive_stage(136, **stages) == (160, 14)
+    assert progressive_stage(400, **stages) == (256, 8)
+
+
+@pytest.mark.parametrize("samples,epochs,total,interrupt", [(4, 1, 2, 1), (4, 2, 3, 1)])
+def test_resume_reproduces_uninterrupted_run_exactly(
+    tmp_path: Path, clean_dir: Path, samples: int, epochs: int, total: int, interrupt: int
+) -> None:
+    common = dict(samples_per_epoch=samples, epochs=epochs, epoch_chg=epochs)
+    assert main(tiny_args(clean_dir, tmp_path, "straight", max_steps=total, **common)) == 0
+    assert main(tiny_args(clean_dir, tmp_path, "resumed", max_steps=interrupt, **common)) == 0
+    interrupted = latest(tmp_path, "resumed")
+    assert interrupted["global_step"] == interrupt
+    assert main([*tiny_args(clean_dir, tmp_path, "resumed", max_steps=total, **common), "--resume"]) == 0
+
+    straight, resumed = latest(tmp_path, "straight"), latest(tmp_path, "resumed")
+    assert straight["global_step"] == resumed["global_step"] == total
+    assert (straight["epoch"], straight["batches_done"]) == (resumed["epoch"], resumed["batches_done"])
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    assert straight["scheduler"] == resumed["scheduler"]
+    first = straight["optimizer"]["state"][0]
+    assert torch.equal(first["exp_avg"], resumed["optimizer"]["state"][0]["exp_avg"])
+    torch.manual_seed(7)
+    initial = DSRIR(PRESETS["dsrir-xs"]).state_dict()
+    assert any(not torch.equal(initial[k], v) for k, v in straight["state_dict"].items())  # training moved weights
+
+
+def test_training_writes_checkpoints_validation_log_and_summary(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(tiny_args(clean_dir, tmp_path, "run", epochs=2, epoch_chg=2, val_epochs=1)) == 0
+    models = tmp_path / "all_in_one" / "models" / "run"
+    assert sorted(p.name for p in models.iterdir()) == ["model_1.pth", "model_2.pth", "model_best.pth", "model_latest.pth"]
+    model, weights = load_model(models / "model_best.pth")  # official format, strict load
+    assert weights.preset == "dsrir-xs" and weights.metadata["epoch"] in (1, 2)
+    blob = latest(tmp_path, "run")
+    assert set(blob) >= {"epoch", "state_dict", "optimizer", "preset", "scheduler", "rng"}
+    assert blob["epoch"] == 2 and blob["global_step"] == 4
+    records = [json.loads(line) for line in (tmp_path / "all_in_one" / "results" / "run" / "validation.jsonl").open()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert {t.rstrip("0123456789") for t in records[0]["tasks"]} == {"noise", "rain", "haze"}
+    assert all(10 < r["average_psnr"] < 60 for r in records)
+    out = capsys.readouterr().out
+    assert "validation at epoch 2" in out and "best validation PSNR" in out
+    summary = json.loads((tmp_path / "all_in_one" / "results" / "run" / "train_summary.json").read_text())
+    assert summary["epochs completed"] == "2/2"
+
+
+def test_signal_stops_after_the_step_and_keeps_position(tmp_path: Path, clean_dir: Path) -> None:
+    cfg = config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "sig", samples_per_epoch=8)))
+    trainer = Trainer(cfg, DistContext(0, 1, torch.device("cpu")))
+    real_step = trainer._step
+
+    def step_then_signal(batch: dict) -> dict:
+        terms = real_step(batch)
+        trainer._request_stop(signal.SIGTERM, None)
+        return terms
+
+    trainer._step = step_then_signal  # type: ignore[method-assign]
+    summary = trainer.run()
+    assert summary.stopped_early and summary.global_step == 1 and summary.epochs_completed == 0
+    state = latest(tmp_path, "sig")
+    assert (state["epoch"], state["batches_done"]) == (0, 1)
+
+
+def test_bad_flags_give_one_line_errors(tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(tiny_args(clean_dir, tmp_path, "x", epoch_chg="1 2")) == 2
+    assert "--epoch-chg" in capsys.readouterr().err
+    assert main(tiny_args(clean_dir, tmp_path, "x", batch_size=64)) == 2
+    assert "--batch-size 64" in capsys.readouterr().err
+    assert main([*tiny_args(clean_dir, tmp_path, "never"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(tiny_args(tmp_path / "missing", tmp_path, "x")) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_epoch_sampler_splits_ranks_like_one_big_batch_and_skips_on_resume() -> None:
+    single = list(EpochSampler(16, seed=3, epoch=2, batch_size=4))
+    ranks = [list(EpochSampler(16, seed=3, epoch=2, batch_size=2, rank=r, world_size=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 8
+    for step in range(4):  # each global batch of the 2 ranks is the single process's batch
+        assert sorted(ranks[0][2 * step : 2 * step + 2] + ranks[1][2 * step : 2 * step + 2]) == sorted(
+            single[4 * step : 4 * step + 4]
+        )
+    assert list(EpochSampler(16, 3, 2, 4, skip_batches=1)) == single[4:]
+    assert list(EpochSampler(16, 3, 3, 4)) != single  # a new order every epoch
+    assert len(EpochSampler(10, 0, 1, 4)) == 8  # incomplete last batch dropped
+
+
+def test_torchrun_two_processes_train_with_gloo(tmp_path: Path, clean_dir: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    args = tiny_args(clean_dir, tmp_path, "ddp", samples_per_epoch=8, max_steps=2)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "train", *args]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert output.count("training dsrir-xs") == 1 and "2 process(es)" in output  # rank 0 alone logs
+    state = latest(tmp_path, "ddp")
+    assert (state["global_step"], state["epoch"], state["batches_done"]) == (2, 1, 0)  # 8 samples = 2 x 2 x 2
+    assert not any(k.startswith("module.") for k in state["state_dict"])  # saved unwrapped, loads strictly
+    load_model(tmp_path / "all_in_one" / "models" / "ddp" / "model_latest.pth")

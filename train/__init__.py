@@ -1,0 +1,1 @@
+"""Training stages: ``python -m train`` (the paper's protocol); QAT and pruning build on it."""

@@ -1,0 +1,55 @@
+"""Training options as a dataclass, filled from the command line (see ``train.cli``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MODE_TASKS = {
+    "all_in_one": ("noise", "rain", "haze"),
+    "noise": ("noise",),
+    "rain": ("rain",),
+    "haze": ("haze",),
+}
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "all_in_one"
+    preset: str = "dsrir"
+    session: str = "DSRIR"
+    epochs: int = 347
+    epoch_chg: tuple[int, ...] = (135, 238, 314, 347)
+    patch_size: tuple[int, ...] = (128, 160, 192, 256)
+    batch_size: tuple[int, ...] = (16, 14, 12, 8)
+    learning_rate: float = 2e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 3
+    val_epochs: int = 5
+    val_fraction: float = 0.02
+    val_size: int = 256
+    train_dir: Path | None = None
+    train_csv: Path | None = None
+    synthetic: Path | None = None
+    samples_per_epoch: int | None = None
+    save_dir: Path = Path("experiments")
+    resume: str | None = None
+    device: str = "auto"
+    workers: int = 4
+    max_steps: int | None = None
+    seed: int = 1234
+    vgg19_weights: Path | None = None
+    progress: bool = True
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return MODE_TASKS[self.mode]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.save_dir / self.mode / "models" / self.session
+
+    @property
+    def results_dir(self) -> Path:
+        return self.save_dir / self.mode / "results" / self.session

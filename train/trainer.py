@@ -1,0 +1,217 @@
+"""The paper's training loop: AdamW, warm-up + cosine per epoch, progressive patches,
+validation on a held-out split, atomic checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dsrir.errors import DSRIRError
+from dsrir.evaluate import average, evaluate_sets, format_table
+from dsrir.losses import DSRIRLoss
+from dsrir.model.arch import DSRIR
+from dsrir.model.config import get_preset
+from dsrir.model.restorer import Restorer
+from train.config import TrainConfig
+from train.data import build_data
+from train.distributed import DistContext
+from train.sampler import EpochSampler
+from train.schedule import check_progressive, lr_factor, progressive_stage
+from train.state import load_training_state, restore_rng, save_training_state
+
+
+@dataclass
+class TrainSummary:
+    epochs_completed: int
+    global_step: int
+    best_psnr: float | None
+    last_checkpoint: Path
+    stopped_early: bool
+    seconds: float
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, ctx: DistContext) -> None:
+        check_progressive(cfg.epoch_chg, cfg.patch_size, cfg.batch_size)
+        self.cfg, self.ctx = cfg, ctx
+        self.stop_requested = False
+        self.start_epoch, self.batches_done, self.global_step = 1, 0, 0
+        self.best_psnr: float | None = None
+
+        torch.manual_seed(cfg.seed)
+        resume_state = self._resume_state()
+        self.preset = (resume_state or {}).get("preset") or cfg.preset
+        self.model = DSRIR(get_preset(self.preset)).to(ctx.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=cfg.weight_decay
+        )
+        factor = functools.partial(
+            lr_factor, warmup_epochs=cfg.warmup_epochs, total_epochs=cfg.epochs, min_ratio=cfg.min_lr / cfg.learning_rate
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        if resume_state:
+            self._load(resume_state)
+        self.net: torch.nn.Module = (
+            DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            if ctx.distributed
+            else self.model
+        )
+        self.criterion = DSRIRLoss(cfg.vgg19_weights).to(ctx.device)
+        self.data = build_data(cfg)
+        self.autocast_dtype = torch.bfloat16 if ctx.device.type == "cuda" else None
+
+    # ----------------------------------------------------------------------------- resume
+    def _resume_state(self) -> dict[str, Any] | None:
+        if self.cfg.resume is None:
+            return None
+        path = self.cfg.model_dir / "model_latest.pth" if self.cfg.resume == "latest" else Path(self.cfg.resume)
+        state = load_training_state(path)
+        if state.get("mode") not in (None, self.cfg.mode):
+            raise DSRIRError(f"--resume: {path} was trained with --mode {state['mode']}, not {self.cfg.mode}")
+        self._log(f"resuming from {path} (epoch {state['epoch']} done, {state.get('batches_done', 0)} batches into the next)")
+        return state
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["state_dict"], strict=True)
+        if state["optimizer"]:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        else:  # an official checkpoint: replay the per-epoch schedule
+            for _ in range(state["epoch"]):
+                self.scheduler.step()
+        self.start_epoch = int(state["epoch"]) + 1
+        self.batches_done = int(state.get("batches_done", 0))
+        self.global_step = int(state.get("global_step", 0))
+        self.best_psnr = state.get("best_psnr")
+        restore_rng(state)
+
+    # ----------------------------------------------------------------------------- helpers
+    def _log(self, message: str) -> None:
+        if self.ctx.is_main:
+            tqdm.write(message)
+
+    def _save(self, name: str, epoch: int) -> Path:
+        path = self.cfg.model_dir / name
+        if self.ctx.is_main:
+            save_training_state(
+                path, self.model, self.preset, self.cfg.mode, self.optimizer, self.scheduler,
+                epoch, self.batches_done, self.global_step, self.best_psnr,
+            )
+        return path
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop_requested = True
+        self._log(f"received {signal.Signals(signum).name}: finishing this step, then saving model_latest.pth")
+
+    def _loader(self, epoch: int) -> DataLoader:
+        patch, batch = progressive_stage(epoch, self.cfg.epoch_chg, self.cfg.patch_size, self.cfg.batch_size)
+        if self.data.samples_per_epoch < batch * self.ctx.world_size:
+            raise DSRIRError(
+                f"--batch-size {batch} x {self.ctx.world_size} process(es) is larger than an epoch "
+                f"({self.data.samples_per_epoch} samples): lower --batch-size or raise --samples-per-epoch"
+            )
+        dataset = self.data.train
+        dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+        dataset.set_patch_size(patch)  # type: ignore[attr-defined]
+        sampler = EpochSampler(
+            self.data.samples_per_epoch, self.cfg.seed, epoch, batch,
+            self.ctx.rank, self.ctx.world_size, skip_batches=self.batches_done,
+        )
+        return DataLoader(
+            dataset, batch_size=batch, sampler=sampler, num_workers=self.cfg.workers, drop_last=True,
+            pin_memory=self.ctx.device.type == "cuda",
+        )
+
+    # ----------------------------------------------------------------------------- training
+    def _step(self, batch: dict[str, Any]) -> dict[str, float]:
+        target = batch["target"].to(self.ctx.device, non_blocking=True)
+        degraded = batch["degraded"].to(self.ctx.device, non_blocking=True)
+        with torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            restored, variances = self.net(degraded)
+        total, terms = self.criterion(restored, variances, target, degraded)
+        if not math.isfinite(terms["total"]):
+            raise DSRIRError(f"loss is {terms['total']} at step {self.global_step + 1}: lower --learning-rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return terms
+
+    def _validate(self, epoch: int, numbered: bool = True) -> None:
+        if not self.ctx.is_main or len(self.data.validation) == 0:
+            return
+        self.model.eval()
+        results = evaluate_sets(Restorer(self.model, self.ctx.device), [self.data.validation], "paper",
+                                progress=self.cfg.progress)
+        self.model.train()
+        mean = average(results)
+        improved = self.best_psnr is None or mean.psnr > self.best_psnr
+        self._log(format_table(results, f"validation at epoch {epoch}, step {self.global_step} ({len(self.data.validation)} held-out images)"))
+        record = {"epoch": epoch, "step": self.global_step, "average_psnr": mean.psnr, "average_ssim": mean.ssim,
+                  "tasks": {r.task: {"psnr": r.psnr, "ssim": r.ssim, "count": r.count} for r in results}}
+        self.cfg.results_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cfg.results_dir / "validation.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+        if improved:
+            self.best_psnr = mean.psnr
+            self._save("model_best.pth", epoch)
+        if numbered:
+            self._save(f"model_{epoch}.pth", epoch)
+
+    def run(self) -> TrainSummary:
+        cfg = self.cfg
+        started = time.time()
+        self._log(f"training {self.preset} on {self.data.description}; device {self.ctx.device}, "
+                  f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}")
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.model.train()
+        epoch, stopped = self.start_epoch - 1, False
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs + 1):
+                loader = self._loader(epoch)
+                batches_in_epoch = loader.sampler.batches_per_rank  # type: ignore[attr-defined]
+                bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and self.ctx.is_main),
+                           initial=self.batches_done, total=batches_in_epoch, dynamic_ncols=True)
+                for batch in bar:
+                    terms = self._step(batch)
+                    self.batches_done += 1
+                    self.global_step += 1
+                    bar.set_postfix(unc=f"{terms['unc']:.4f}", psnr=f"{terms['psnr']:.2f}", pocl=f"{terms['pocl']:.4f}",
+                                    lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                    if self.stop_requested or (cfg.max_steps is not None and self.global_step >= cfg.max_steps):
+                        stopped = True
+                        break
+                bar.close()
+                if self.batches_done == batches_in_epoch:
+                    self.scheduler.step()
+                    self.batches_done = 0
+                    self._save("model_latest.pth", epoch)
+                    if epoch % cfg.val_epochs == 0 or epoch == cfg.epochs:
+                        self._validate(epoch)
+                    self.ctx.barrier()
+                if stopped:
+                    break
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        completed = epoch if self.batches_done == 0 else epoch - 1
+        latest = self.cfg.model_dir / "model_latest.pth"
+        if self.batches_done:  # stopped inside an epoch: keep the position so --resume continues here
+            if not self.stop_requested:  # --max-steps reached: still report where the model stands
+                self._validate(completed, numbered=False)
+            self._save("model_latest.pth", completed)
+        self.ctx.barrier()
+        return TrainSummary(completed, self.global_step, self.best_psnr, latest, stopped, time.time() - started)
