@@ -22,7 +22,7 @@ from tqdm import tqdm
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model
 from dsrir.data.eval_sets import EvalSet, center_crop_to_multiple, denoise_set, rain100l_set, sots_set, synthetic_sets
-from dsrir.errors import DSRIRError
+from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import write_image
 from dsrir.metrics import PROTOCOLS, score
 from dsrir.model.restorer import Restorer
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_dir = Path(args.save_images) if args.save_images else None
         results = evaluate_sets(restorer, sets, args.protocol, save_dir=save_dir)
     except DSRIRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     title = f"{args.checkpoint} (preset {weights.preset or 'custom'}, protocol {args.protocol})"
     print(format_table(results, title))

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from dsrir.checkpoint import load_model
-from dsrir.errors import DSRIRError
+from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
 from dsrir.model.restorer import Restorer
 
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             image = read_image_raw(path)
             write_image(out_dir / path.name, restorer(image))
     except DSRIRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
     print(f"restored {len(files)} image(s) with {weights.preset or 'custom'} on {device} in {seconds:.1f} s -> {out_dir}")

@@ -151,3 +151,17 @@ def test_torchrun_two_processes_train_with_gloo(tmp_path: Path, clean_dir: Path)
     assert (state["global_step"], state["epoch"], state["batches_done"]) == (2, 1, 0)  # 8 samples = 2 x 2 x 2
     assert not any(k.startswith("module.") for k in state["state_dict"])  # saved unwrapped, loads strictly
     load_model(tmp_path / "all_in_one" / "models" / "ddp" / "model_latest.pth")
+
+
+def test_corrupt_photo_in_a_worker_gives_one_line_naming_it(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in clean_dir.iterdir():
+        (photos / path.name).write_bytes(path.read_bytes())
+    (photos / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    args = tiny_args(photos, tmp_path, "broken", workers=2, samples_per_epoch=14, batch_size=7, val_fraction=0.0)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and err[-1].endswith("zz_broken.png: not a readable image (corrupt or unsupported format)")

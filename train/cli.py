@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsrir.errors import DSRIRError
+from dsrir.errors import DSRIRError, error_line
 from dsrir.model.config import PRESETS
 from train.config import MODE_TASKS, TrainConfig
 from train.distributed import init_distributed, shutdown
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             shutdown(ctx)
     except DSRIRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     if ctx.is_main:
         best = "n/a" if summary.best_psnr is None else f"{summary.best_psnr:.2f} dB"

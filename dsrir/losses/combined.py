@@ -12,7 +12,7 @@ from torch import nn
 from dsrir.losses.contrastive import PositiveContrastiveLoss
 from dsrir.losses.psnr import PSNRLoss
 from dsrir.losses.uncertainty import UncertaintyLoss
-from dsrir.losses.vgg import _hub_vgg19_path, find_vgg19_weights, load_vgg19_features
+from dsrir.losses.vgg import hub_vgg19_path, find_vgg19_weights, load_vgg19_features
 
 _STAGES = 3
 _missing_weights_warned = False
@@ -24,7 +24,7 @@ def _warn_missing_weights() -> None:
     if _missing_weights_warned:
         return
     _missing_weights_warned = True
-    hub_file = _hub_vgg19_path()
+    hub_file = hub_vgg19_path()
     warnings.warn(
         f"VGG19 weights not found (looked for {hub_file}); training without the positive contrastive loss. "
         f"To enable it pass --vgg19-weights PATH or put torchvision's {hub_file.name} in {hub_file.parent}.",

@@ -58,7 +58,7 @@ class VGG19Features(nn.Module):
         return outputs
 
 
-def _hub_vgg19_path() -> Path:
+def hub_vgg19_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILENAME
 
 
@@ -69,7 +69,7 @@ def find_vgg19_weights(explicit: str | Path | None) -> Path | None:
         if not path.is_file():
             raise DSRIRError(f"VGG19 weights file not found: {path} (--vgg19-weights)")
         return path
-    cached = _hub_vgg19_path()
+    cached = hub_vgg19_path()
     return cached if cached.is_file() else None
 
 
