@@ -62,17 +62,29 @@ def main() -> None:
             seconds = time_forward(model, x, args.repeats)
             if preset == "dsrir":
                 paper_flops[size] = flops
-            rows.append({"preset": preset, "size": size, "params": params, "gflops": flops / 1e9,
-                         "seconds": seconds, "gflops_per_s": flops / 1e9 / seconds})
+            rows.append(
+                {
+                    "preset": preset,
+                    "size": size,
+                    "params": params,
+                    "gflops": flops / 1e9,
+                    "seconds": seconds,
+                    "gflops_per_s": flops / 1e9 / seconds,
+                }
+            )
             print(f"measured {preset} {size}: {seconds:.3f} s", flush=True)
 
-    print(f"\nPyTorch {torch.__version__} eager, {args.threads} thread(s), {platform.processor() or platform.machine()}")
+    print(
+        f"\nPyTorch {torch.__version__} eager, {args.threads} thread(s), {platform.processor() or platform.machine()}"
+    )
     print(f"{'preset':<9} {'size':>9} {'params':>10} {'GFLOPs':>9} {'of paper':>8} {'forward s':>10} {'GFLOP/s':>8}")
     for row in rows:
         share = row["gflops"] * 1e9 / paper_flops[row["size"]] if row["size"] in paper_flops else float("nan")
         row["share_of_paper"] = share
-        print(f"{row['preset']:<9} {row['size']:>9} {row['params']:>10,} {row['gflops']:>9.1f} {share:>8.0%} "
-              f"{row['seconds']:>10.3f} {row['gflops_per_s']:>8.1f}")
+        print(
+            f"{row['preset']:<9} {row['size']:>9} {row['params']:>10,} {row['gflops']:>9.1f} {share:>8.0%} "
+            f"{row['seconds']:>10.3f} {row['gflops_per_s']:>8.1f}"
+        )
     with open(args.output, "w", encoding="utf-8") as handle:
         json.dump({"torch": torch.__version__, "threads": args.threads, "rows": rows}, handle, indent=2)
 

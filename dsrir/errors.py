@@ -16,4 +16,4 @@ def error_line(exc: BaseException) -> str:
         return type(exc).__name__
     last = lines[-1]
     prefix = f"{DSRIRError.__module__}.{DSRIRError.__name__}: "
-    return last[len(prefix):] if last.startswith(prefix) else last
+    return last[len(prefix) :] if last.startswith(prefix) else last

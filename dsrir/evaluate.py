@@ -37,10 +37,14 @@ MODE_TASKS = {
 
 @dataclass
 class TaskResult:
+    """Mean scores of one task; ``input_*`` score the degraded input itself, the baseline to beat."""
+
     task: str
     psnr: float
     ssim: float
     count: int
+    input_psnr: float
+    input_ssim: float
 
 
 def evaluate_sets(
@@ -51,40 +55,50 @@ def evaluate_sets(
     progress: bool = True,
 ) -> list[TaskResult]:
     """Restore every sample and average PSNR/SSIM per task (grouped by each sample's task)."""
-    scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    scores: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     for eval_set in sets:
         for sample in tqdm(eval_set, desc=f"eval {eval_set.task}", disable=not progress, leave=False):
             degraded = center_crop_to_multiple(sample.degraded, 8)
             target = center_crop_to_multiple(sample.target, 8)
             restored = restorer(degraded)
-            scores[sample.task].append(score(restored, target, sample.task, protocol))
+            scores[sample.task].append(
+                (*score(restored, target, sample.task, protocol), *score(degraded, target, sample.task, protocol))
+            )
             if save_dir is not None:
                 write_image(save_dir / sample.task / f"{Path(sample.name).stem}.png", restored)
-    return [
-        TaskResult(task, float(np.mean([p for p, _ in vals])), float(np.mean([s for _, s in vals])), len(vals))
-        for task, vals in scores.items()
-    ]
+    results = []
+    for task, values in scores.items():
+        psnr, ssim, input_psnr, input_ssim = (float(v) for v in np.mean(np.array(values), axis=0))
+        results.append(TaskResult(task, psnr, ssim, len(values), input_psnr, input_ssim))
+    return results
 
 
 def average(results: Sequence[TaskResult]) -> TaskResult:
     """Mean over tasks (not images), as the paper's 'average' column."""
+
+    def mean(field: str) -> float:
+        return float(np.mean([getattr(r, field) for r in results]))
+
     return TaskResult(
-        "average",
-        float(np.mean([r.psnr for r in results])),
-        float(np.mean([r.ssim for r in results])),
-        sum(r.count for r in results),
+        "average", mean("psnr"), mean("ssim"), sum(r.count for r in results), mean("input_psnr"), mean("input_ssim")
     )
 
 
 def format_table(results: Sequence[TaskResult], title: str = "") -> str:
     rows = [*results, average(results)] if results else []
     lines = [title] if title else []
-    lines.append(f"{'task':<10} {'images':>6} {'PSNR':>8} {'SSIM':>7}")
-    lines.append("-" * 34)
+    lines.append(
+        f"{'task':<10} {'images':>6} {'input PSNR':>10} {'PSNR':>7} {'gain':>6} {'input SSIM':>10} {'SSIM':>7}"
+    )
+    rule = "-" * len(lines[-1])
+    lines.append(rule)
     for r in rows:
         if r.task == "average":
-            lines.append("-" * 34)
-        lines.append(f"{r.task:<10} {r.count:>6} {r.psnr:>8.2f} {r.ssim:>7.4f}")
+            lines.append(rule)
+        lines.append(
+            f"{r.task:<10} {r.count:>6} {r.input_psnr:>10.2f} {r.psnr:>7.2f} {r.psnr - r.input_psnr:>+6.2f} "
+            f"{r.input_ssim:>10.4f} {r.ssim:>7.4f}"
+        )
     return "\n".join(lines)
 
 

@@ -29,6 +29,19 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
+def _decode(path: Path) -> np.ndarray | None:
+    """Decode with OpenCV's own log muted: a corrupt file is reported by our one-line error instead."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if not data.size:
+        return None
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def read_image(path: str | os.PathLike[str], min_size: int = 1) -> np.ndarray:
     """Read any image OpenCV understands as H x W x 3 RGB uint8.
 
@@ -38,8 +51,7 @@ def read_image(path: str | os.PathLike[str], min_size: int = 1) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DSRIRError(f"{path}: image file not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = _decode(path)
     if image is None:
         raise DSRIRError(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.dtype == np.uint16:
@@ -63,8 +75,7 @@ def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DSRIRError(f"{path}: image file not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = _decode(path)
     if image is None:
         raise DSRIRError(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.ndim == 3 and image.shape[2] == 3:

@@ -56,8 +56,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--tile", type=int, default=None, help="restore in overlapping tiles of this many pixels")
     parser.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
-    parser.add_argument("--max-pixels", type=int, default=4096 * 4096,
-                        help="images larger than this are tiled automatically (bounded memory)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=4096 * 4096,
+        help="images larger than this are tiled automatically (bounded memory)",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
-    print(f"restored {len(files)} image(s) with {weights.preset or 'custom'} on {device} in {seconds:.1f} s -> {out_dir}")
+    print(
+        f"restored {len(files)} image(s) with {weights.preset or 'custom'} on {device} in {seconds:.1f} s -> {out_dir}"
+    )
     return 0
 
 

@@ -26,8 +26,8 @@ from dsrir.data import (
     denoise_set,
     pair_validation_set,
     rain100l_set,
-    read_pairs_csv,
     random_crop_pair,
+    read_pairs_csv,
     sots_set,
     split_holdout,
     synthetic_depth,
@@ -78,10 +78,12 @@ def test_official_rows_parse_and_first_row_is_kept(official_tree: tuple[Path, Pa
     assert len(pairs) == 7
     assert pairs[0] == Pair(train_dir / "BSD400/70090.jpg", None, "noise")
     assert pairs[2] == Pair(train_dir / "WED/gt/00735.bmp", None, "noise")
-    assert pairs[3] == Pair(train_dir / "Rain100L/train/gt/norain-61.png",
-                            train_dir / "Rain100L/train/rainy/rain-61.png", "rain")
-    assert pairs[5] == Pair(train_dir / "Reside/train/gt/8365.jpg",
-                            train_dir / "Reside/train/hazy/8365_0.95_0.16.jpg", "haze")
+    assert pairs[3] == Pair(
+        train_dir / "Rain100L/train/gt/norain-61.png", train_dir / "Rain100L/train/rainy/rain-61.png", "rain"
+    )
+    assert pairs[5] == Pair(
+        train_dir / "Reside/train/gt/8365.jpg", train_dir / "Reside/train/hazy/8365_0.95_0.16.jpg", "haze"
+    )
     assert [p.task for p in pairs] == ["noise"] * 3 + ["rain"] * 2 + ["haze"] * 2
 
 
@@ -89,7 +91,7 @@ def test_pipe_separator_header_and_blank_lines(official_tree: tuple[Path, Path],
     train_dir, csv = official_tree
     lines = csv.read_text().splitlines()
     piped = tmp_path / "piped.csv"
-    piped.write_text("target | degraded\n\n" + "\n".join(f"  {l.replace(',', ' | ')}  " for l in lines) + "\n\n")
+    piped.write_text("target | degraded\n\n" + "\n".join(f"  {line.replace(',', ' | ')}  " for line in lines) + "\n\n")
     assert read_pairs_csv(piped, train_dir) == read_pairs_csv(csv, train_dir)
     with_header = tmp_path / "header.csv"
     with_header.write_text("target,degraded\n" + "\n".join(lines))
@@ -421,12 +423,21 @@ def test_center_crop_to_multiple() -> None:
 
 
 def make_train_tree(root: Path) -> None:
-    names = ["BSD400/1.jpg", "BSD400/2.jpg", "WED/gt/00001.bmp",
-             "Rain100L/train/gt/norain-1.png", "Rain100L/train/rainy/rain-1.png",
-             "Rain100L/train/gt/norain-2.png", "Rain100L/train/rainy/rain-2.png"]
+    names = [
+        "BSD400/1.jpg",
+        "BSD400/2.jpg",
+        "WED/gt/00001.bmp",
+        "Rain100L/train/gt/norain-1.png",
+        "Rain100L/train/rainy/rain-1.png",
+        "Rain100L/train/gt/norain-2.png",
+        "Rain100L/train/rainy/rain-2.png",
+    ]
     for image_id in ("10", "11", "12"):
-        names += [f"Reside/train/gt/{image_id}.jpg", f"Reside/train/hazy/{image_id}_0.8_0.04.jpg",
-                  f"Reside/train/hazy/{image_id}_1_0.2.jpg"]
+        names += [
+            f"Reside/train/gt/{image_id}.jpg",
+            f"Reside/train/hazy/{image_id}_0.8_0.04.jpg",
+            f"Reside/train/hazy/{image_id}_1_0.2.jpg",
+        ]
     make_images(root, names, height=16, width=16)
 
 

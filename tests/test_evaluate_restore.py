@@ -53,11 +53,24 @@ def test_evaluate_prints_table_and_writes_json(
     checkpoint: Path, test_sets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "eval.json"
-    code = evaluate_main([
-        "--checkpoint", str(checkpoint), "--device", "cpu", "--output", str(out),
-        "--denoise-path", str(test_sets / "BSD68"), "--derain-path", str(test_sets / "Rain100L" / "test"),
-        "--dehaze-path", str(test_sets / "SOTS" / "outdoor"), "--save-images", str(tmp_path / "restored"),
-    ])
+    code = evaluate_main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--device",
+            "cpu",
+            "--output",
+            str(out),
+            "--denoise-path",
+            str(test_sets / "BSD68"),
+            "--derain-path",
+            str(test_sets / "Rain100L" / "test"),
+            "--dehaze-path",
+            str(test_sets / "SOTS" / "outdoor"),
+            "--save-images",
+            str(tmp_path / "restored"),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     tasks = {r["task"]: r for r in report["tasks"]}
@@ -74,14 +87,28 @@ def test_evaluate_prints_table_and_writes_json(
     target = center_crop_to_multiple(read_image(test_sets / "Rain100L/test/target/rain-1.png"), 8)
     expected = psnr(Restorer(model)(degraded), target, y_channel=True)
     assert tasks["rain"]["psnr"] == pytest.approx(expected, abs=1e-6)
+    assert tasks["rain"]["input_psnr"] == pytest.approx(psnr(degraded, target, y_channel=True), abs=1e-6)
+    assert tasks["noise15"]["input_psnr"] > tasks["noise25"]["input_psnr"] > tasks["noise50"]["input_psnr"]
 
 
 def test_evaluate_synthetic_and_protocols_differ_on_rain(checkpoint: Path, clean_dir: Path, tmp_path: Path) -> None:
     reports = {}
     for protocol in ("paper", "rgb"):
         out = tmp_path / f"{protocol}.json"
-        args = ["--checkpoint", str(checkpoint), "--synthetic", str(clean_dir), "--device", "cpu",
-                "--protocol", protocol, "--output", str(out), "--mode", "rain"]
+        args = [
+            "--checkpoint",
+            str(checkpoint),
+            "--synthetic",
+            str(clean_dir),
+            "--device",
+            "cpu",
+            "--protocol",
+            protocol,
+            "--output",
+            str(out),
+            "--mode",
+            "rain",
+        ]
         assert evaluate_main(args) == 0
         reports[protocol] = json.loads(out.read_text())
     assert [r["task"] for r in reports["paper"]["tasks"]] == ["rain"]

@@ -134,7 +134,8 @@ def test_contrastive_value_matches_per_input_computation(fake_vgg_file: Path) ->
     a, t, s2, s1, d = (features(x) for x in (anchor, target, stage2, stage1, degraded))
     weights = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1)
     expected = sum(
-        w * (F.l1_loss(a[i], t[i]) + 0.25 * F.l1_loss(a[i], s2[i]) + 0.125 * F.l1_loss(a[i], s1[i]))
+        w
+        * (F.l1_loss(a[i], t[i]) + 0.25 * F.l1_loss(a[i], s2[i]) + 0.125 * F.l1_loss(a[i], s1[i]))
         / (F.l1_loss(a[i], d[i]) + 1e-7)
         for i, w in enumerate(weights)
     )

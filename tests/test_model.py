@@ -138,8 +138,14 @@ def restorer() -> Restorer:
 
 @pytest.mark.parametrize(
     "shape,dtype",
-    [((61, 97, 3), np.uint8), ((61, 97), np.uint8), ((61, 97, 1), np.uint8), ((61, 97, 4), np.uint8),
-     ((33, 20, 3), np.float32), ((5, 7, 3), np.uint16)],
+    [
+        ((61, 97, 3), np.uint8),
+        ((61, 97), np.uint8),
+        ((61, 97, 1), np.uint8),
+        ((61, 97, 4), np.uint8),
+        ((33, 20, 3), np.float32),
+        ((5, 7, 3), np.uint16),
+    ],
 )
 def test_restorer_keeps_size_layout_and_dtype(restorer: Restorer, shape: tuple[int, ...], dtype: type) -> None:
     rng = np.random.default_rng(0)

@@ -25,9 +25,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_args(clean_dir: Path, save_dir: Path, session: str, **overrides: object) -> list[str]:
     options: dict[str, object] = {
-        "--synthetic": clean_dir, "--preset": "dsrir-xs", "--epochs": 1, "--epoch-chg": 1, "--patch-size": 32,
-        "--batch-size": 2, "--samples-per-epoch": 4, "--workers": 0, "--val-epochs": 100, "--val-size": 32,
-        "--val-fraction": 0.2, "--device": "cpu", "--save-dir": save_dir, "--session": session, "--seed": 7,
+        "--synthetic": clean_dir,
+        "--preset": "dsrir-xs",
+        "--epochs": 1,
+        "--epoch-chg": 1,
+        "--patch-size": 32,
+        "--batch-size": 2,
+        "--samples-per-epoch": 4,
+        "--workers": 0,
+        "--val-epochs": 100,
+        "--val-size": 32,
+        "--val-fraction": 0.2,
+        "--device": "cpu",
+        "--save-dir": save_dir,
+        "--session": session,
+        "--seed": 7,
     }
     options.update({f"--{k.replace('_', '-')}": v for k, v in overrides.items()})
     argv: list[str] = ["--no-progress"]
@@ -81,7 +93,12 @@ def test_training_writes_checkpoints_validation_log_and_summary(
 ) -> None:
     assert main(tiny_args(clean_dir, tmp_path, "run", epochs=2, epoch_chg=2, val_epochs=1)) == 0
     models = tmp_path / "all_in_one" / "models" / "run"
-    assert sorted(p.name for p in models.iterdir()) == ["model_1.pth", "model_2.pth", "model_best.pth", "model_latest.pth"]
+    assert sorted(p.name for p in models.iterdir()) == [
+        "model_1.pth",
+        "model_2.pth",
+        "model_best.pth",
+        "model_latest.pth",
+    ]
     model, weights = load_model(models / "model_best.pth")  # official format, strict load
     assert weights.preset == "dsrir-xs" and weights.metadata["epoch"] in (1, 2)
     blob = latest(tmp_path, "run")
@@ -141,8 +158,18 @@ def test_epoch_sampler_splits_ranks_like_one_big_batch_and_skips_on_resume() -> 
 def test_torchrun_two_processes_train_with_gloo(tmp_path: Path, clean_dir: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     args = tiny_args(clean_dir, tmp_path, "ddp", samples_per_epoch=8, max_steps=2)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           "-m", "train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "train",
+        *args,
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
@@ -164,4 +191,6 @@ def test_corrupt_photo_in_a_worker_gives_one_line_naming_it(
     args = tiny_args(photos, tmp_path, "broken", workers=2, samples_per_epoch=14, batch_size=7, val_fraction=0.0)
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and err[-1].endswith("zz_broken.png: not a readable image (corrupt or unsupported format)")
+    assert err[-1].startswith("error: ") and err[-1].endswith(
+        "zz_broken.png: not a readable image (corrupt or unsupported format)"
+    )

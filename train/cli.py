@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,37 +30,65 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--mode", choices=list(MODE_TASKS), default=defaults.mode, help="which degradations to learn")
     data.add_argument("--train-dir", type=Path, help="root the training CSV's paths are relative to")
     data.add_argument("--train-csv", type=Path, help="training pairs; default datasets/train/train_{mode}.csv")
-    data.add_argument("--synthetic", type=Path, metavar="CLEAN_DIR",
-                      help="train on synthetic noise/rain/haze made from a folder of clean photos instead of a CSV")
-    data.add_argument("--samples-per-epoch", type=int,
-                      help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic")
-    data.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                      help="share of the training pairs/photos held out for validation (never the test sets)")
-    data.add_argument("--val-size", type=int, default=defaults.val_size, help="validation images are centre-cropped to this")
+    data.add_argument(
+        "--synthetic",
+        type=Path,
+        metavar="CLEAN_DIR",
+        help="train on synthetic noise/rain/haze made from a folder of clean photos instead of a CSV",
+    )
+    data.add_argument(
+        "--samples-per-epoch",
+        type=int,
+        help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic",
+    )
+    data.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="share of the training pairs/photos held out for validation (never the test sets)",
+    )
+    data.add_argument(
+        "--val-size", type=int, default=defaults.val_size, help="validation images are centre-cropped to this"
+    )
     data.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
 
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--preset", choices=list(PRESETS), default=defaults.preset, help="architecture")
     model.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs")
-    model.add_argument("--epoch-chg", type=int, nargs="+", default=list(defaults.epoch_chg),
-                       help="last epoch of each progressive stage")
+    model.add_argument(
+        "--epoch-chg",
+        type=int,
+        nargs="+",
+        default=list(defaults.epoch_chg),
+        help="last epoch of each progressive stage",
+    )
     model.add_argument("--patch-size", type=int, nargs="+", default=list(defaults.patch_size), help="patch per stage")
     model.add_argument("--batch-size", type=int, nargs="+", default=list(defaults.batch_size), help="batch per stage")
     model.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="AdamW base learning rate")
     model.add_argument("--min-lr", type=float, default=defaults.min_lr, help="learning rate at the end of the cosine")
     model.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs, help="linear warm-up epochs")
-    model.add_argument("--vgg19-weights", type=Path,
-                       help="torchvision VGG19 weights for the contrastive loss; default the torch hub cache file "
-                            "vgg19-dcbb9e9d.pth; without either the term is disabled")
+    model.add_argument(
+        "--vgg19-weights",
+        type=Path,
+        help="torchvision VGG19 weights for the contrastive loss; default the torch hub cache file "
+        "vgg19-dcbb9e9d.pth; without either the term is disabled",
+    )
     model.add_argument("--seed", type=int, default=defaults.seed, help="seed of initialisation and data order")
 
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--session", default=defaults.session, help="run name: checkpoints go to SAVE_DIR/MODE/models/SESSION")
+    run.add_argument(
+        "--session", default=defaults.session, help="run name: checkpoints go to SAVE_DIR/MODE/models/SESSION"
+    )
     run.add_argument("--save-dir", type=Path, default=defaults.save_dir, help="experiments folder")
     run.add_argument("--val-epochs", type=int, default=defaults.val_epochs, help="validate every N epochs")
-    run.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                     help="continue from the session's model_latest.pth, or from CHECKPOINT")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CHECKPOINT",
+        help="continue from the session's model_latest.pth, or from CHECKPOINT",
+    )
     run.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total (checkpoint kept)")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return parser
@@ -73,8 +101,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(build_parser().parse_args(argv))
+    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
     try:
         ctx = init_distributed(cfg.device)
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MODE_TASKS = {
@@ -36,7 +37,7 @@ class TrainConfig:
     save_dir: Path = Path("experiments")
     resume: str | None = None
     device: str = "auto"
-    workers: int = 4
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     max_steps: int | None = None
     seed: int = 1234
     vgg19_weights: Path | None = None

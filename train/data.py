@@ -28,7 +28,9 @@ def build_data(cfg: TrainConfig) -> TrainData:
     if cfg.synthetic is not None:
         photos = list_images(cfg.synthetic)
         if len(photos) < 2:
-            raise DSRIRError(f"--synthetic {cfg.synthetic}: need at least 2 images (one is held out), found {len(photos)}")
+            raise DSRIRError(
+                f"--synthetic {cfg.synthetic}: need at least 2 images (one is held out), found {len(photos)}"
+            )
         train_photos, val_photos = split_holdout(photos, cfg.val_fraction, cfg.seed)
         train_set: Dataset = SyntheticTrainSet(train_photos, cfg.tasks, first_patch, seed=cfg.seed)
         validation = synthetic_validation_set(val_photos, cfg.tasks, cfg.val_size, seed=cfg.seed)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import cv2
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -42,6 +43,12 @@ class TrainSummary:
     seconds: float
 
 
+def quiet_worker(_worker_id: int) -> None:
+    """One OpenCV thread per data worker: the workers already run in parallel, and OpenCV's own pool
+    on top of them oversubscribes the cores (most of the time then goes to the kernel, not to work)."""
+    cv2.setNumThreads(1)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext) -> None:
         check_progressive(cfg.epoch_chg, cfg.patch_size, cfg.batch_size)
@@ -58,7 +65,10 @@ class Trainer:
             self.model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=cfg.weight_decay
         )
         factor = functools.partial(
-            lr_factor, warmup_epochs=cfg.warmup_epochs, total_epochs=cfg.epochs, min_ratio=cfg.min_lr / cfg.learning_rate
+            lr_factor,
+            warmup_epochs=cfg.warmup_epochs,
+            total_epochs=cfg.epochs,
+            min_ratio=cfg.min_lr / cfg.learning_rate,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         if resume_state:
@@ -80,7 +90,8 @@ class Trainer:
         state = load_training_state(path)
         if state.get("mode") not in (None, self.cfg.mode):
             raise DSRIRError(f"--resume: {path} was trained with --mode {state['mode']}, not {self.cfg.mode}")
-        self._log(f"resuming from {path} (epoch {state['epoch']} done, {state.get('batches_done', 0)} batches into the next)")
+        done = state.get("batches_done", 0)
+        self._log(f"resuming from {path} (epoch {state['epoch']} done, {done} batches into the next)")
         return state
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -107,8 +118,16 @@ class Trainer:
         path = self.cfg.model_dir / name
         if self.ctx.is_main:
             save_training_state(
-                path, self.model, self.preset, self.cfg.mode, self.optimizer, self.scheduler,
-                epoch, self.batches_done, self.global_step, self.best_psnr,
+                path,
+                self.model,
+                self.preset,
+                self.cfg.mode,
+                self.optimizer,
+                self.scheduler,
+                epoch,
+                self.batches_done,
+                self.global_step,
+                self.best_psnr,
             )
         return path
 
@@ -127,20 +146,31 @@ class Trainer:
         dataset.set_epoch(epoch)  # type: ignore[attr-defined]
         dataset.set_patch_size(patch)  # type: ignore[attr-defined]
         sampler = EpochSampler(
-            self.data.samples_per_epoch, self.cfg.seed, epoch, batch,
-            self.ctx.rank, self.ctx.world_size, skip_batches=self.batches_done,
+            self.data.samples_per_epoch,
+            self.cfg.seed,
+            epoch,
+            batch,
+            self.ctx.rank,
+            self.ctx.world_size,
+            skip_batches=self.batches_done,
         )
         return DataLoader(
-            dataset, batch_size=batch, sampler=sampler, num_workers=self.cfg.workers, drop_last=True,
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=self.cfg.workers,
+            drop_last=True,
             pin_memory=self.ctx.device.type == "cuda",
+            worker_init_fn=quiet_worker,
         )
 
     # ----------------------------------------------------------------------------- training
     def _step(self, batch: dict[str, Any]) -> dict[str, float]:
         target = batch["target"].to(self.ctx.device, non_blocking=True)
         degraded = batch["degraded"].to(self.ctx.device, non_blocking=True)
-        with torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.ctx.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
             restored, variances = self.net(degraded)
         total, terms = self.criterion(restored, variances, target, degraded)
         if not math.isfinite(terms["total"]):
@@ -154,14 +184,21 @@ class Trainer:
         if not self.ctx.is_main or len(self.data.validation) == 0:
             return
         self.model.eval()
-        results = evaluate_sets(Restorer(self.model, self.ctx.device), [self.data.validation], "paper",
-                                progress=self.cfg.progress)
+        results = evaluate_sets(
+            Restorer(self.model, self.ctx.device), [self.data.validation], "paper", progress=self.cfg.progress
+        )
         self.model.train()
         mean = average(results)
         improved = self.best_psnr is None or mean.psnr > self.best_psnr
-        self._log(format_table(results, f"validation at epoch {epoch}, step {self.global_step} ({len(self.data.validation)} held-out images)"))
-        record = {"epoch": epoch, "step": self.global_step, "average_psnr": mean.psnr, "average_ssim": mean.ssim,
-                  "tasks": {r.task: {"psnr": r.psnr, "ssim": r.ssim, "count": r.count} for r in results}}
+        title = f"validation at epoch {epoch}, step {self.global_step} ({len(self.data.validation)} held-out images)"
+        self._log(format_table(results, title))
+        record = {
+            "epoch": epoch,
+            "step": self.global_step,
+            "average_psnr": mean.psnr,
+            "average_ssim": mean.ssim,
+            "tasks": {r.task: {"psnr": r.psnr, "ssim": r.ssim, "count": r.count} for r in results},
+        }
         self.cfg.results_dir.mkdir(parents=True, exist_ok=True)
         with open(self.cfg.results_dir / "validation.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
@@ -174,8 +211,10 @@ class Trainer:
     def run(self) -> TrainSummary:
         cfg = self.cfg
         started = time.time()
-        self._log(f"training {self.preset} on {self.data.description}; device {self.ctx.device}, "
-                  f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}")
+        self._log(
+            f"training {self.preset} on {self.data.description}; device {self.ctx.device}, "
+            f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
+        )
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self.model.train()
         epoch, stopped = self.start_epoch - 1, False
@@ -183,14 +222,24 @@ class Trainer:
             for epoch in range(self.start_epoch, cfg.epochs + 1):
                 loader = self._loader(epoch)
                 batches_in_epoch = loader.sampler.batches_per_rank  # type: ignore[attr-defined]
-                bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and self.ctx.is_main),
-                           initial=self.batches_done, total=batches_in_epoch, dynamic_ncols=True)
+                bar = tqdm(
+                    loader,
+                    desc=f"epoch {epoch}/{cfg.epochs}",
+                    disable=not (cfg.progress and self.ctx.is_main),
+                    initial=self.batches_done,
+                    total=batches_in_epoch,
+                    dynamic_ncols=True,
+                )
                 for batch in bar:
                     terms = self._step(batch)
                     self.batches_done += 1
                     self.global_step += 1
-                    bar.set_postfix(unc=f"{terms['unc']:.4f}", psnr=f"{terms['psnr']:.2f}", pocl=f"{terms['pocl']:.4f}",
-                                    lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                    bar.set_postfix(
+                        unc=f"{terms['unc']:.4f}",
+                        psnr=f"{terms['psnr']:.2f}",
+                        pocl=f"{terms['pocl']:.4f}",
+                        lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                    )
                     if self.stop_requested or (cfg.max_steps is not None and self.global_step >= cfg.max_steps):
                         stopped = True
                         break

@@ -27,6 +27,7 @@ __all__ = [
     "add_haze",
     "add_rain",
     "augment_pair",
+    "random_crop_pair",
     "center_crop_to_multiple",
     "degrade",
     "denoise_set",

@@ -126,19 +126,40 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m dsrir.data.make_csv",
         description="Write a training CSV (target,degraded rows, paths relative to the train dir).",
     )
-    parser.add_argument("--train-dir", required=True, type=Path, metavar="ROOT",
-                        help="folder holding BSD400/, WED/, Rain100L/train/{gt,rainy}/, Reside/train/{gt,hazy}/")
-    parser.add_argument("--mode", choices=MODES, default="all_in_one",
-                        help="all_in_one = noise + rain + haze; noise = BSD400 + WED; rain = Rain100L; "
-                        "haze = Reside (default: %(default)s)")
-    parser.add_argument("--output", type=Path, metavar="PATH",
-                        help="CSV to write (default: datasets/train/train_{mode}.csv)")
-    parser.add_argument("--ots-count", type=_positive_int, default=5000, metavar="N",
-                        help="random RESIDE OTS clean images, one random hazy version each (default: %(default)s)")
-    parser.add_argument("--rain-repeat", type=_positive_int, default=25, metavar="N",
-                        help="times the Rain100L pair list is repeated (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="seed of the OTS sampling (default: %(default)s)")
+    parser.add_argument(
+        "--train-dir",
+        required=True,
+        type=Path,
+        metavar="ROOT",
+        help="folder holding BSD400/, WED/, Rain100L/train/{gt,rainy}/, Reside/train/{gt,hazy}/",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="all_in_one",
+        help="all_in_one = noise + rain + haze; noise = BSD400 + WED; rain = Rain100L; "
+        "haze = Reside (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output", type=Path, metavar="PATH", help="CSV to write (default: datasets/train/train_{mode}.csv)"
+    )
+    parser.add_argument(
+        "--ots-count",
+        type=_positive_int,
+        default=5000,
+        metavar="N",
+        help="random RESIDE OTS clean images, one random hazy version each (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rain-repeat",
+        type=_positive_int,
+        default=25,
+        metavar="N",
+        help="times the Rain100L pair list is repeated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the OTS sampling (default: %(default)s)"
+    )
     return parser
 
 

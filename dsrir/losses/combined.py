@@ -12,7 +12,7 @@ from torch import nn
 from dsrir.losses.contrastive import PositiveContrastiveLoss
 from dsrir.losses.psnr import PSNRLoss
 from dsrir.losses.uncertainty import UncertaintyLoss
-from dsrir.losses.vgg import hub_vgg19_path, find_vgg19_weights, load_vgg19_features
+from dsrir.losses.vgg import find_vgg19_weights, hub_vgg19_path, load_vgg19_features
 
 _STAGES = 3
 _missing_weights_warned = False

@@ -210,4 +210,3 @@ class DSRIR(nn.Module):
     def restore(self, img: Tensor) -> Tensor:
         """The final image only; H and W must be multiples of ``config.size_multiple``."""
         return self.forward(img)[0][0]
-
