@@ -99,7 +99,7 @@ def test_pipe_separator_header_and_blank_lines(official_tree: tuple[Path, Path],
 
 
 def test_csv_errors_name_file_and_line(official_tree: tuple[Path, Path], tmp_path: Path) -> None:
-    train_dir, csv = official_tree
+    train_dir, _ = official_tree
     with pytest.raises(DSRIRError, match="nothere.csv"):
         read_pairs_csv(tmp_path / "nothere.csv", train_dir)
     bad = tmp_path / "bad.csv"

@@ -99,7 +99,7 @@ def test_training_writes_checkpoints_validation_log_and_summary(
         "model_best.pth",
         "model_latest.pth",
     ]
-    model, weights = load_model(models / "model_best.pth")  # official format, strict load
+    _, weights = load_model(models / "model_best.pth")  # official format, strict load
     assert weights.preset == "dsrir-xs" and weights.metadata["epoch"] in (1, 2)
     blob = latest(tmp_path, "run")
     assert set(blob) >= {"epoch", "state_dict", "optimizer", "preset", "scheduler", "rng"}
@@ -194,3 +194,48 @@ def test_corrupt_photo_in_a_worker_gives_one_line_naming_it(
     assert err[-1].startswith("error: ") and err[-1].endswith(
         "zz_broken.png: not a readable image (corrupt or unsupported format)"
     )
+
+
+def make_dataset_tree(root: Path) -> None:
+    """The official folder layout with a few small images (pairs share the clean image's content)."""
+    import cv2
+
+    from tests.conftest import natural_like_image
+
+    def save(relative: str, image: object) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), image)
+
+    for i in range(3):
+        save(f"BSD400/{i}.png", natural_like_image(40, 48, seed=i))
+        save(f"WED/{i}.png", natural_like_image(40, 48, seed=20 + i))
+        clean = natural_like_image(40, 48, seed=10 + i)
+        save(f"Rain100L/train/gt/norain-{i}.png", clean)
+        save(f"Rain100L/train/rainy/rain-{i}.png", (clean * 0.8 + 50).astype("uint8"))
+        save(f"Reside/train/gt/{i}.png", clean)
+        save(f"Reside/train/hazy/{i}_0.9_0.1.png", (clean * 0.5 + 110).astype("uint8"))
+
+
+def test_csv_training_from_make_csv_and_resume_from_an_official_checkpoint(tmp_path: Path) -> None:
+    from dsrir.data.make_csv import main as make_csv_main
+
+    root, csv = tmp_path / "data", tmp_path / "train_all_in_one.csv"
+    make_dataset_tree(root)
+    assert make_csv_main(["--train-dir", str(root), "--output", str(csv), "--rain-repeat", "2"]) == 0
+    base = tiny_args(clean_dir=root, save_dir=tmp_path, session="csv", val_epochs=1, val_fraction=0.25)
+    base = base[: base.index("--synthetic")] + base[base.index("--synthetic") + 2 :]
+    assert main([*base, "--train-dir", str(root), "--train-csv", str(csv), "--max-steps", "2"]) == 0
+    records = (tmp_path / "all_in_one" / "results" / "csv" / "validation.jsonl").read_text().splitlines()
+    assert len(records) == 1 and json.loads(records[0])["tasks"]
+
+    # An official checkpoint has no scheduler or position: training continues at the next epoch.
+    torch.manual_seed(0)
+    official = {"epoch": 1, "state_dict": DSRIR(PRESETS["dsrir-xs"]).state_dict(), "optimizer": {}}
+    torch.save(official, tmp_path / "official.pth")
+    more = [*base, "--train-dir", str(root), "--train-csv", str(csv), "--session", "cont", "--epochs", "2"]
+    more = [*more, "--epoch-chg", "2", "--resume", str(tmp_path / "official.pth")]
+    assert main(more) == 0
+    state = latest(tmp_path, "cont")
+    assert state["epoch"] == 2 and state["global_step"] == 2  # epoch 2 only: 4 samples / batch 2
+    assert state["scheduler"]["last_epoch"] == 2

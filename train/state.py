@@ -27,7 +27,7 @@ def save_training_state(
 ) -> None:
     """``epoch`` is the last completed epoch (official meaning); ``batches_done`` counts the
     batches already trained in the epoch after it (0 at an epoch boundary)."""
-    rng = {"torch": torch.get_rng_state()}
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     checkpoint = official_checkpoint(

@@ -143,6 +143,6 @@ def degrade(
         params = _draw_rain_params(rng)
         return add_rain(image, rng, reference_height=reference_height, **params), params
     if task == "haze":
-        params = {"airlight": float(rng.choice(AIRLIGHTS)), "beta": float(rng.choice(BETAS))}
-        return add_haze(image, rng, **params), params
+        airlight, beta = float(rng.choice(AIRLIGHTS)), float(rng.choice(BETAS))
+        return add_haze(image, rng, airlight=airlight, beta=beta), {"airlight": airlight, "beta": beta}
     raise ValueError(f"unknown task {task!r}; expected one of noise, rain, haze")

@@ -91,7 +91,7 @@ class Restorer:
         return out[..., :h, :w]
 
     def _restore_tiled(self, x: Tensor, tile: int) -> Tensor:
-        n, c, h, w = x.shape
+        h, w = x.shape[-2:]
         out = torch.zeros_like(x)
         weight = torch.zeros((1, 1, h, w), device=x.device)
         th, tw = min(tile, h), min(tile, w)

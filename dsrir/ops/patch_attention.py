@@ -9,6 +9,8 @@ signature the fused CUDA kernel and the TensorRT plugin implement.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,9 +26,9 @@ def cell_view(x: Tensor, grid: tuple[int, int]) -> Tensor:
 def patch_attention(
     x: Tensor,
     w1: Tensor,
-    b1: Tensor,
+    b1: Tensor | None,
     w2: Tensor,
-    b2: Tensor,
+    b2: Tensor | None,
     grid: tuple[int, int],
     skip: Tensor | None = None,
 ) -> Tensor:
@@ -56,7 +58,7 @@ class PatchAttention(nn.Module):
         )
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
-        squeeze, expand = self.conv_du[0], self.conv_du[2]
+        squeeze, expand = cast(nn.Conv2d, self.conv_du[0]), cast(nn.Conv2d, self.conv_du[2])
         return patch_attention(x, squeeze.weight, squeeze.bias, expand.weight, expand.bias, self.grid, skip)
 
     def extra_repr(self) -> str:
