@@ -229,9 +229,10 @@ def test_csv_training_from_make_csv_and_resume_from_an_official_checkpoint(tmp_p
     records = (tmp_path / "all_in_one" / "results" / "csv" / "validation.jsonl").read_text().splitlines()
     assert len(records) == 1 and json.loads(records[0])["tasks"]
 
-    # An official checkpoint has no scheduler or position: training continues at the next epoch.
+    # An official checkpoint has no scheduler, position or preset: training continues at the next epoch.
     torch.manual_seed(0)
-    official = {"epoch": 1, "state_dict": DSRIR(PRESETS["dsrir-xs"]).state_dict(), "optimizer": {}}
+    weights = {f"module.{k}": v for k, v in DSRIR(PRESETS["dsrir-xs"]).state_dict().items()}  # DataParallel keys
+    official = {"epoch": 1, "state_dict": weights, "optimizer": {}}
     torch.save(official, tmp_path / "official.pth")
     more = [*base, "--train-dir", str(root), "--train-csv", str(csv), "--session", "cont", "--epochs", "2"]
     more = [*more, "--epoch-chg", "2", "--resume", str(tmp_path / "official.pth")]

@@ -19,11 +19,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from dsrir.checkpoint import match_preset, strip_module_prefix
 from dsrir.errors import DSRIRError
 from dsrir.evaluate import average, evaluate_sets, format_table
 from dsrir.losses import DSRIRLoss
 from dsrir.model.arch import DSRIR
-from dsrir.model.config import get_preset
+from dsrir.model.config import DSRIRConfig, get_preset
 from dsrir.model.restorer import Restorer
 from train.config import TrainConfig
 from train.data import build_data
@@ -59,8 +60,13 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         resume_state = self._resume_state()
-        self.preset = (resume_state or {}).get("preset") or cfg.preset
-        self.model = DSRIR(get_preset(self.preset)).to(ctx.device)
+        self.preset = cfg.preset
+        if resume_state:  # the checkpoint decides the architecture; official files are matched by shapes
+            weights = strip_module_prefix(resume_state["state_dict"])
+            self.preset = resume_state.get("preset") or match_preset(weights) or cfg.preset
+        saved_config = (resume_state or {}).get("config")
+        config = DSRIRConfig.from_dict(saved_config) if saved_config else get_preset(self.preset)
+        self.model = DSRIR(config).to(ctx.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=cfg.weight_decay
         )
@@ -80,7 +86,9 @@ class Trainer:
         )
         self.criterion = DSRIRLoss(cfg.vgg19_weights).to(ctx.device)
         self.data = build_data(cfg)
-        self.autocast_dtype = torch.bfloat16 if ctx.device.type == "cuda" else None
+        # bf16 needs no loss scaling; GPUs without it (before Ampere) train in float32
+        use_bf16 = ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
 
     # ----------------------------------------------------------------------------- resume
     def _resume_state(self) -> dict[str, Any] | None:
@@ -95,7 +103,10 @@ class Trainer:
         return state
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["state_dict"], strict=True)
+        try:
+            self.model.load_state_dict(strip_module_prefix(state["state_dict"]), strict=True)
+        except RuntimeError as exc:
+            raise DSRIRError(f"--resume: weights do not fit preset {self.preset}: {str(exc).splitlines()[0]}") from None
         if state["optimizer"]:
             self.optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
