@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Compiles our TensorRT plugin (plugins/patchAttention/patchAttentionPlugin.cpp) against the public headers of
+# several TensorRT releases, without TensorRT libraries or a GPU. It never builds NVIDIA's code: for each tag it
+# only extracts `include/` from a NVIDIA/TensorRT git checkout into a temporary folder outside this repository
+# and runs our CMake build with DSRIR_TRT_COMPILE_ONLY=ON (an OBJECT library, no libnvinfer).
+#
+#   scripts/check_plugin_headers.sh /path/to/NVIDIA/TensorRT [TAG ...]      (default tags: v8.6.1 v10.3.0 v11.1)
+#
+# A tag passes when the object compiles with zero warnings (-Wall -Wextra, TensorRT headers as system includes)
+# and exports, with C linkage, setLoggerFinder plus getPluginCreators (TensorRT 8.x, IPluginV2DynamicExt path)
+# or getCreators (TensorRT >= 10, IPluginV3 path). Exit status 0 when every tag passes.
+# Environment: JOBS (parallel build jobs, default 2), DSRIR_CUDA_ARCH (default 87-real),
+# DSRIR_KEEP_TMP=1 keeps the temporary folder for inspection.
+set -u -o pipefail
+
+usage() {
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then
+    usage
+    exit 2
+fi
+
+trt_repo=$1
+shift
+tags=("$@")
+if [[ ${#tags[@]} -eq 0 ]]; then
+    tags=(v8.6.1 v10.3.0 v11.1)
+fi
+jobs=${JOBS:-2}
+cuda_arch=${DSRIR_CUDA_ARCH:-87-real}
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+if ! git -C "$trt_repo" rev-parse --git-dir > /dev/null 2>&1; then
+    echo "error: $trt_repo is not a git checkout (or bare mirror) of NVIDIA/TensorRT" >&2
+    exit 2
+fi
+for tool in cmake tar nm; do
+    if ! command -v "$tool" > /dev/null; then
+        echo "error: $tool not found" >&2
+        exit 2
+    fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/dsrir-trt-headers.XXXXXX") || exit 2
+work=$(cd "$work" && pwd -P)
+case "$work/" in
+"$repo_root"/*)
+    echo "error: temporary folder $work is inside the repository; set TMPDIR elsewhere" >&2
+    rmdir "$work"
+    exit 2
+    ;;
+esac
+cleanup() {
+    if [[ "${DSRIR_KEEP_TMP:-0}" == "1" ]]; then
+        echo "kept $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+
+plugin_object_rule="CMakeFiles/dsrir_trt_plugins.dir/plugins/patchAttention/patchAttentionPlugin.cpp.o"
+summary=()
+failures=0
+
+for tag in "${tags[@]}"; do
+    dir="$work/$tag"
+    build="$work/build-$tag"
+    mkdir -p "$dir"
+    echo "=== $tag"
+    if ! git -C "$trt_repo" rev-parse --verify --quiet "$tag^{commit}" > /dev/null; then
+        summary+=("$(printf '%-10s FAIL  tag not found in %s' "$tag" "$trt_repo")")
+        failures=$((failures + 1))
+        continue
+    fi
+    if ! git -C "$trt_repo" archive "$tag" include | tar -x -C "$dir"; then
+        summary+=("$(printf '%-10s FAIL  could not extract include/' "$tag")")
+        failures=$((failures + 1))
+        continue
+    fi
+    # NV_TENSORRT_MAJOR is a number up to 10.x; from 11.x it is defined as TRT_MAJOR_ENTERPRISE
+    major=$(sed -nE 's/^#define (NV_TENSORRT_MAJOR|TRT_MAJOR_ENTERPRISE) ([0-9]+).*/\2/p' \
+        "$dir/include/NvInferVersion.h" | head -n 1)
+    if [[ -z "$major" ]]; then
+        summary+=("$(printf '%-10s FAIL  no version in NvInferVersion.h' "$tag")")
+        failures=$((failures + 1))
+        continue
+    fi
+    if ((major >= 10)); then
+        expected=(getCreators setLoggerFinder)
+        path="IPluginV3"
+    else
+        expected=(getPluginCreators setLoggerFinder)
+        path="IPluginV2DynamicExt"
+    fi
+
+    if ! cmake -S "$repo_root" -B "$build" -G "Unix Makefiles" -DTRT_INCLUDE_DIR="$dir/include" \
+        -DDSRIR_TRT_COMPILE_ONLY=ON -DCMAKE_CUDA_ARCHITECTURES="$cuda_arch" -DDSRIR_BUILD_TESTS=OFF \
+        > "$work/configure-$tag.log" 2>&1 || ! grep -q "building dsrir_trt_plugins" "$work/configure-$tag.log"; then
+        tail -n 20 "$work/configure-$tag.log"
+        summary+=("$(printf '%-10s FAIL  CMake configure (see output above)' "$tag")")
+        failures=$((failures + 1))
+        continue
+    fi
+
+    # The kernels are a dependency of dsrir_trt_plugins but not what this script checks: build them first with
+    # their own log, so that the plugin log below holds only the plugin's compilation.
+    note=""
+    if cmake --build "$build" --target dsrir_kernels -j "$jobs" > "$work/kernels-$tag.log" 2>&1; then
+        cmake --build "$build" --target dsrir_trt_plugins -j "$jobs" > "$work/plugin-$tag.log" 2>&1
+        rc=$?
+    else
+        note=" (dsrir_kernels failed to build: plugin object compiled alone)"
+        make -C "$build" -f CMakeFiles/dsrir_trt_plugins.dir/build.make "$plugin_object_rule" \
+            > "$work/plugin-$tag.log" 2>&1
+        rc=$?
+    fi
+    warnings=$(grep -c 'warning' "$work/plugin-$tag.log")
+    errors=$(grep -c 'error' "$work/plugin-$tag.log")
+    object="$build/$plugin_object_rule"
+    missing=()
+    if [[ $rc -eq 0 && -f "$object" ]]; then
+        for symbol in "${expected[@]}"; do
+            # C linkage: the plain, unmangled name is a defined text symbol
+            if ! nm "$object" | grep -qE "^[0-9a-f]+ T ${symbol}\$"; then
+                missing+=("$symbol")
+            fi
+        done
+    fi
+    if [[ $rc -ne 0 || $warnings -ne 0 || ${#missing[@]} -ne 0 ]]; then
+        grep -E 'warning|error' "$work/plugin-$tag.log" | head -n 40
+        [[ $rc -ne 0 ]] && tail -n 20 "$work/plugin-$tag.log"
+        summary+=("$(printf '%-10s FAIL  TensorRT %s.x, %s path: exit %d, %d warnings, %d errors%s%s' "$tag" "$major" \
+            "$path" "$rc" "$warnings" "$errors" "${missing[*]:+, missing exports: ${missing[*]}}" "$note")")
+        failures=$((failures + 1))
+    else
+        summary+=("$(printf '%-10s PASS  TensorRT %s.x, %s path: 0 warnings, exports %s%s' "$tag" "$major" "$path" \
+            "${expected[*]}" "$note")")
+    fi
+    rm -rf "$build"
+done
+
+echo
+echo "Plugin header check against $(git -C "$trt_repo" rev-parse --show-toplevel 2> /dev/null || echo "$trt_repo"):"
+printf '  %s\n' "${summary[@]}"
+if ((failures > 0)); then
+    echo "$failures of ${#tags[@]} tag(s) failed"
+    exit 1
+fi
+echo "all ${#tags[@]} tag(s) passed"
