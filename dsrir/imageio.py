@@ -29,17 +29,20 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
-def _decode(path: Path) -> np.ndarray | None:
-    """Decode with OpenCV's own log muted: a corrupt file is reported by our one-line error instead."""
+def _decode(path: Path) -> np.ndarray:
+    """Decode with OpenCV's own log muted: a missing or corrupt file gets our one-line error instead."""
+    if not path.is_file():
+        raise DSRIRError(f"{path}: image file not found")
     data = np.fromfile(path, dtype=np.uint8)
-    if not data.size:
-        return None
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     finally:
         cv2.utils.logging.setLogLevel(level)
+    if image is None:
+        raise DSRIRError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return image
 
 
 def read_image(path: str | os.PathLike[str], min_size: int = 1) -> np.ndarray:
@@ -49,11 +52,7 @@ def read_image(path: str | os.PathLike[str], min_size: int = 1) -> np.ndarray:
     images smaller than that on either side with a clear error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DSRIRError(f"{path}: image file not found")
     image = _decode(path)
-    if image is None:
-        raise DSRIRError(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.dtype == np.uint16:
         image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -73,11 +72,7 @@ def read_image(path: str | os.PathLike[str], min_size: int = 1) -> np.ndarray:
 def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
     """Read keeping channels and bit depth (gray, RGB, RGBA; 8 or 16 bit), colour as RGB(A)."""
     path = Path(path)
-    if not path.is_file():
-        raise DSRIRError(f"{path}: image file not found")
     image = _decode(path)
-    if image is None:
-        raise DSRIRError(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     elif image.ndim == 3 and image.shape[2] == 4:
