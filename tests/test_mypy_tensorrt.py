@@ -44,6 +44,8 @@ CHECKED = [
     "export/trt_version.py",
     "export/gpu_info.py",
     "export/calib_cache.py",
+    "runtime/backends/tensorrt_backend.py",
+    "runtime/backends/trt_buffers.py",
 ]
 CANARY = """
 import tensorrt as trt

@@ -1,0 +1,76 @@
+"""Inference backends behind one small interface, picked from the model file unless ``--backend`` says otherwise.
+
+Only the chosen backend's dependencies are imported: ONNX Runtime and TensorRT never pull in torch, so a Jetson
+image without PyTorch runs ``.onnx`` and ``.engine`` models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from dsrir.errors import DSRIRError
+from runtime.backends.trt_buffers import Profile
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+SUFFIXES = {
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+    ".onnx": "onnxruntime",
+    ".pth": "torch",
+    ".safetensors": "torch",
+}
+
+
+class Backend(Protocol):
+    """A loaded network. ``io`` float: ``infer`` takes and returns (1, 3, H, W) RGB float32 in [0, 1]; ``io`` uint8:
+    (1, H, W, 3) BGR uint8. H and W are multiples of ``size_multiple`` and inside ``profile`` (None: any)."""
+
+    name: str
+    precision: str
+    io: str
+    size_multiple: int
+    profile: Profile | None
+    description: str
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def max_hw(backend: Backend) -> tuple[int, int] | None:
+    """The largest (H, W) the backend takes; None when unlimited."""
+    return backend.profile.max_hw if backend.profile else None
+
+
+def resolve_kind(model: Path, requested: str) -> str:
+    """``auto`` -> the backend for the file's suffix; any other choice is kept."""
+    if requested not in BACKENDS:
+        raise DSRIRError(f"--backend {requested!r}: expected one of {', '.join(BACKENDS)}")
+    if requested != "auto":
+        return requested
+    kind = SUFFIXES.get(model.suffix.lower())
+    if kind is None:
+        raise DSRIRError(f"{model}: cannot pick a backend from the suffix; expected one of {', '.join(SUFFIXES)}")
+    return kind
+
+
+def open_backend(model: str | Path, requested: str = "auto", plugin_lib: str | Path | None = None) -> Backend:
+    """Load ``model`` with the requested (or suffix-chosen) backend."""
+    path = Path(model)
+    if not path.is_file():
+        raise DSRIRError(f"{path}: model file not found")
+    kind = resolve_kind(path, requested)
+    if kind == "onnxruntime":
+        from runtime.backends.onnxruntime_backend import OrtBackend
+
+        return OrtBackend(path)
+    if kind == "torch":
+        from runtime.backends.torch_backend import TorchBackend
+
+        return TorchBackend(path)
+    from runtime.backends.tensorrt_backend import TrtBackend
+
+    return TrtBackend(path, plugin_lib)

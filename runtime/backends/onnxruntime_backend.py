@@ -1,0 +1,70 @@
+"""ONNX Runtime backend: the best available execution provider, float or uint8 I/O as the graph's metadata says.
+
+A plugin-flavoured graph (``DSRIR_PatchAttention`` nodes) runs on the CPU through onnxruntime-extensions; that
+path is slow and imports torch (``dsrir.ops``), so it is only taken when such nodes are present.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from dsrir.errors import DSRIRError
+from export.metadata import read_metadata
+from runtime.backends.trt_buffers import Profile
+
+PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PLUGIN_OP = "DSRIR_PatchAttention"
+
+
+def pick_providers(available: list[str]) -> list[str]:
+    """Providers best-first, limited to those this onnxruntime build has; CPU always last."""
+    chosen = [name for name in PREFERRED if name in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def has_plugin_nodes(model: onnx.ModelProto) -> bool:
+    return any(node.op_type == PLUGIN_OP for node in model.graph.node)
+
+
+class OrtBackend:
+    """One InferenceSession; ``infer`` feeds a preprocessed frame and returns the first output."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+
+        model = onnx.load(str(path))
+        try:
+            meta = read_metadata(model)
+        except KeyError as exc:
+            raise DSRIRError(f"{path}: {exc.args[0]}") from None
+        self.precision, self.io, self.size_multiple = meta.precision, meta.io, meta.size_multiple
+        self.profile: Profile | None = None
+        options: Any = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        providers = pick_providers(list(ort.get_available_providers()))
+        payload: str | bytes = str(path)
+        if has_plugin_nodes(model):
+            from dsrir.ops.patch_attention_ort import session_options_with_patch_attention, to_contrib_domain
+
+            options = session_options_with_patch_attention(options)
+            payload, providers = to_contrib_domain(model).SerializeToString(), ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(payload, options, providers=providers)
+        except Exception as exc:  # ORT's own errors are multi-line; keep the first line
+            raise DSRIRError(f"{path}: ONNX Runtime cannot load it: {str(exc).strip().splitlines()[0]}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.providers = list(self.session.get_providers())
+        self.description = f"onnxruntime {ort.__version__} ({self.providers[0]}), {meta.preset} {meta.precision}"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {self.input_name: batch})[0])
+
+    def close(self) -> None:
+        self.session = None

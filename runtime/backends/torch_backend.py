@@ -1,0 +1,47 @@
+"""PyTorch backend: the checkpoint itself (``.pth``/``.safetensors``), on CUDA when present, for checking exports
+against and for machines without an ONNX file. The only runtime module that imports torch, and only when used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsrir.errors import DSRIRError
+from runtime.backends.trt_buffers import Profile
+
+
+class TorchBackend:
+    """``load_model`` + ``inference_mode``; float I/O like a float ONNX graph."""
+
+    name = "torch"
+    io = "float"
+    profile: Profile | None = None
+
+    def __init__(self, path: Path, device: str | None = None) -> None:
+        try:
+            import torch
+
+            from dsrir.checkpoint import load_model
+        except ImportError:
+            raise DSRIRError(
+                f"{path}: the torch backend needs PyTorch (pip install torch); or export to ONNX"
+            ) from None
+
+        self._torch: Any = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model: Any
+        self.model, weights = load_model(path, self.device)
+        self.size_multiple = int(self.model.config.size_multiple)
+        self.precision = "fp32"
+        self.description = f"torch {torch.__version__} ({self.device}), {weights.preset or 'custom'} fp32"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model.restore(torch.from_numpy(batch).to(self.device))
+        return np.asarray(out.float().cpu().numpy())
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,141 @@
+"""Parse jetson-utils style ``--input`` / ``--output`` URIs into small specs, before anything is opened.
+
+Parsing is separate from opening so a bad flag fails at once with one line listing what is accepted.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsrir.errors import DSRIRError
+from dsrir.imageio import IMAGE_EXTENSIONS, is_image_file
+
+INPUT_FORMS = (
+    "camN, csiN/csi://N, v4l2:///dev/videoN, a video file or file://PATH, rtsp://... / http(s)://..., "
+    "an image folder or glob, gst:PIPELINE, or demo"
+)
+OUTPUT_FORMS = (
+    "none, display://0, a video file (.mp4, .avi, .mkv), an image folder (ending in /) or pattern like "
+    "frames/%06d.png, rtsp://... (GStreamer), or gst:PIPELINE"
+)
+VIDEO_FILE_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+OUTPUT_VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv")
+LIVE_KINDS = frozenset({"camera", "csi", "stream", "gst"})
+
+_CAM = re.compile(r"cam(\d+)")
+_DEV_VIDEO = re.compile(r"/dev/video(\d+)")
+_CSI = re.compile(r"csi(?:://)?(\d+)")
+_DISPLAY = re.compile(r"display(?:://(\d+))?")
+_FRAME_NUMBER = re.compile(r"%0?\d*d")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What ``--input`` names: ``kind`` is camera, csi, file, stream, images, gst or demo."""
+
+    kind: str
+    location: str
+
+    @property
+    def live(self) -> bool:
+        """Live sources cannot rewind and may drop; they get reconnects instead of loops."""
+        return self.kind in LIVE_KINDS
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """What ``--output`` names: ``kind`` is file, images, display, stream, gst or none."""
+
+    kind: str
+    location: str
+
+
+def demo_clip_path() -> Path:
+    """The clean demo clip shipped inside the package (made by ``python -m runtime.make_demo``)."""
+    return Path(__file__).resolve().parent / "assets" / "demo.mp4"
+
+
+def _input_error(text: str, why: str = "") -> DSRIRError:
+    reason = f"{why}; " if why else ""
+    return DSRIRError(f"--input {text!r}: {reason}expected {INPUT_FORMS}")
+
+
+def parse_input(text: str) -> SourceSpec:
+    """Classify an ``--input`` value; local paths must exist (a typo fails here, not mid-run)."""
+    value = text.strip()
+    if not value:
+        raise _input_error(text, "empty")
+    if value == "demo":
+        return SourceSpec("demo", str(demo_clip_path()))
+    if match := _CAM.fullmatch(value):
+        return SourceSpec("camera", match.group(1))
+    if value.startswith("v4l2://"):
+        device = value[len("v4l2://") :]
+        if not _DEV_VIDEO.fullmatch(device):
+            raise _input_error(text, "v4l2:// needs a device like v4l2:///dev/video0")
+        return SourceSpec("camera", device)
+    if _DEV_VIDEO.fullmatch(value):
+        return SourceSpec("camera", value)
+    if match := _CSI.fullmatch(value):
+        return SourceSpec("csi", match.group(1))
+    if value.startswith(("rtsp://", "rtsps://", "http://", "https://")):
+        return SourceSpec("stream", value)
+    if value.startswith("gst:"):
+        pipeline = value[len("gst:") :].strip()
+        if not pipeline:
+            raise _input_error(text, "gst: needs a pipeline")
+        return SourceSpec("gst", pipeline)
+    if "://" in value and not value.startswith("file://"):
+        raise _input_error(text, "unknown scheme")
+    return _parse_local_input(text, value.removeprefix("file://"))
+
+
+def _parse_local_input(text: str, value: str) -> SourceSpec:
+    if _GLOB_CHARS.search(value):
+        if not any(is_image_file(p) for p in glob.glob(value)):
+            raise _input_error(text, "the glob matches no image files")
+        return SourceSpec("images", value)
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return SourceSpec("images", str(path))
+    if path.is_file():
+        return SourceSpec("images" if is_image_file(path) else "file", str(path))
+    raise _input_error(text, f"{path} does not exist")
+
+
+def _output_error(text: str, why: str = "") -> DSRIRError:
+    reason = f"{why}; " if why else ""
+    return DSRIRError(f"--output {text!r}: {reason}expected {OUTPUT_FORMS}")
+
+
+def parse_output(text: str | None) -> SinkSpec:
+    """Classify an ``--output`` value; nothing is created until the sink is opened."""
+    if text is None or text.strip() in ("", "none"):
+        return SinkSpec("none", "")
+    value = text.strip()
+    if match := _DISPLAY.fullmatch(value):
+        return SinkSpec("display", match.group(1) or "0")
+    if value.startswith(("rtsp://", "rtsps://")):
+        return SinkSpec("stream", value)
+    if value.startswith("gst:"):
+        pipeline = value[len("gst:") :].strip()
+        if not pipeline:
+            raise _output_error(text, "gst: needs a pipeline")
+        return SinkSpec("gst", pipeline)
+    if "://" in value and not value.startswith("file://"):
+        raise _output_error(text, "unknown scheme")
+    value = value.removeprefix("file://")
+    suffix = Path(value).suffix.lower()
+    if "%" in value:
+        if not _FRAME_NUMBER.search(value) or not is_image_file(value):
+            raise _output_error(text, f"an image pattern needs %d or %06d and one of {', '.join(IMAGE_EXTENSIONS)}")
+        return SinkSpec("images", value)
+    if suffix in OUTPUT_VIDEO_EXTENSIONS:
+        return SinkSpec("file", value)
+    if value.endswith(("/", "\\")) or Path(value).is_dir() or not suffix:
+        return SinkSpec("images", value)
+    raise _output_error(text, f"unsupported extension {suffix}")

@@ -1,0 +1,72 @@
+"""The runtime without PyTorch: a Jetson image may have onnxruntime and OpenCV only.
+
+A subprocess makes ``import torch`` fail (``sys.modules['torch'] = None``) and then runs ``python -m runtime.video``
+end to end with the ONNX Runtime backend on a hand-built graph that carries the dsrir metadata.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from export.metadata import ExportMetadata, write_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+NO_TORCH = "import sys; sys.modules['torch'] = None; "
+
+
+def identity_onnx(path: Path) -> Path:
+    """``output = input`` (as Mul by 1, N x 3 x H x W float) with the metadata an export writes."""
+    shape = ["N", 3, "H", "W"]
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["input", "one"], ["output"])],
+        "identity",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    write_metadata(model, ExportMetadata("dsrir-xs", "noise", "decomposed", "fp32", "float", 8, "0-1", "test"))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnxruntime_pipeline_runs_without_torch(tmp_path: Path) -> None:
+    model = identity_onnx(tmp_path / "identity.onnx")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(frames / f"{i:02d}.png"), rng.integers(0, 256, (30, 44, 3), dtype=np.uint8))
+    output, stats = tmp_path / "out", tmp_path / "stats.json"
+    argv = ["--input", str(frames), "--output", f"{output}/", "--model", str(model), "--no-progress"]
+    argv += ["--stats", str(stats)]
+    code = (
+        NO_TORCH + "from runtime.video import main; code = main(" + repr(argv) + "); "
+        "assert sys.modules.get('torch') is None, 'torch was imported'; sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = sorted(output.glob("*.png"))
+    assert len(written) == 4 and stats.is_file()
+    for source, restored in zip(sorted(frames.glob("*.png")), written):
+        assert np.array_equal(cv2.imread(str(source)), cv2.imread(str(restored)))  # identity, lossless PNG
+
+
+def test_torch_backend_says_torch_is_missing(tmp_path: Path) -> None:
+    code = (
+        NO_TORCH + "from runtime.video import main; "
+        f"sys.exit(main(['--model', {str(tmp_path / 'm.pth')!r}, '--no-output', '--no-progress']))"
+    )
+    (tmp_path / "m.pth").write_bytes(b"x")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "the torch backend needs PyTorch (pip install torch); or export to ONNX"
+    )
