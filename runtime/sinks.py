@@ -107,7 +107,7 @@ class VideoFileSink(FrameSink):
 
     def _open_writer(self, codecs: tuple[str, ...]) -> tuple[str, cv2.VideoWriter]:
         for codec in codecs:
-            writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*codec), self.fps, self.size)
+            writer = _quiet_video_writer(str(self._tmp), codec, self.fps, self.size)
             if writer.isOpened():
                 log.info("%s: writing with codec %s", self.path, codec)
                 return codec, writer
@@ -224,6 +224,16 @@ class GStreamerSink(FrameSink):
         if not self._closed:
             self._closed = True
             self._writer.release()
+
+
+def _quiet_video_writer(path: str, codec: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """Try one codec with OpenCV's log muted: a codec that is not there is expected, not an error to print."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*codec), fps, size)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def open_sink(spec: SinkSpec, fps: float, size: tuple[int, int], headless: bool = False) -> FrameSink:
