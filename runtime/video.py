@@ -33,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     io = parser.add_argument_group("input and output")
-    io.add_argument("--input", default="demo", help="demo, a file, images folder/glob, /dev/videoN, csi://N, rtsp://")
+    io.add_argument(
+        "--input",
+        default="demo",
+        help="demo, camN or v4l2:///dev/videoN, csiN or csi://N, a video file or file://, rtsp:// or http(s)://, an "
+        "image folder or glob, gst:PIPELINE",
+    )
     io.add_argument("--output", default=None, help="file (.mp4/.avi), images folder, display://0, rtsp://, none")
     io.add_argument("--no-output", action="store_true", help="restore without writing anything (benchmarking)")
     io.add_argument("--input-width", type=int, default=None, help="camera/CSI capture width")
@@ -55,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=int, default=3, help="frames run before timing starts")
     run.add_argument("--queue-size", type=int, default=4, help="frames each queue holds")
     run.add_argument("--stats", type=Path, default=None, help="write the run's statistics as JSON here")
-    run.add_argument("--no-progress", dest="progress", action="store_false", help="no status line")
+    run.add_argument(
+        "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="hide the status line"
+    )
     return parser
 
 
@@ -132,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             side_by_side=args.side_by_side,
             degrade=degrader(args.degrade),
-            status=args.progress,
+            status=getattr(args, "progress", True),
         )
         ended = pipeline.run()
     finally:
