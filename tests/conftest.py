@@ -25,8 +25,8 @@ def natural_like_image(height: int, width: int, seed: int) -> np.ndarray:
         colour = rng.uniform(0, 1, size=3)
         mask = ((xx - cx) ** 2 + (yy - cy) ** 2) < r**2
         image[mask] = 0.6 * image[mask] + 0.4 * colour
-    image = cv2.GaussianBlur(image, (0, 0), 1.0)
-    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.0)
+    return np.clip(blurred * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,25 @@ def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         image = natural_like_image(52 + 4 * i, 70 + 2 * i, seed=i)
         cv2.imwrite(str(folder / f"photo_{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return folder
+
+
+def briefly_trained_denoiser(steps: int = 40, sigma: float = 25.0) -> torch.nn.Module:
+    """dsrir-xs after ``steps`` Adam steps on 40x40 noisy crops of natural-like images: enough to gain several dB
+    over sigma-25 noise, so comparisons of restored outputs (FP16 vs FP32, video PSNR) measure something."""
+    from dsrir.model import DSRIR, PRESETS
+
+    torch.manual_seed(0)
+    model = DSRIR(PRESETS["dsrir-xs"])
+    clean = np.stack([natural_like_image(64, 64, seed) for seed in range(6)]).astype(np.float32) / 255
+    images = torch.from_numpy(clean).permute(0, 3, 1, 2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        top, left = (int(v) for v in torch.randint(0, 64 - 40 + 1, (2,), generator=generator))
+        target = images[torch.randint(0, len(images), (4,), generator=generator), :, top : top + 40, left : left + 40]
+        noisy = (target + torch.randn(target.shape, generator=generator) * sigma / 255).clamp(0, 1)
+        loss = (model.restore(noisy) - target).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model.eval()

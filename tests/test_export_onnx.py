@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from dsrir.checkpoint import official_checkpoint, read_weights, save_pth
-from dsrir.model import DSRIR, PRESETS
+from dsrir.model import DSRIR
 from dsrir.ops.patch_attention import PatchAttention
 from export import onnx_parity, plugin_nodes
 from export.graph_checks import check_graph
@@ -26,7 +26,7 @@ from export.metadata import ExportMetadata, read_metadata
 from export.onnx import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output
 from export.onnx import main as export_main
 from export.uint8_io import wrap_uint8_io
-from tests.conftest import natural_like_image
+from tests.conftest import briefly_trained_denoiser, natural_like_image
 
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
 pytest.importorskip("onnxruntime_extensions", reason="plugin graphs run on CPU through onnxruntime-extensions")
@@ -48,26 +48,9 @@ def noisy_pair(height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return clean, np.clip(clean + noise, 0, 1).astype(np.float32)
 
 
-def briefly_trained() -> DSRIR:
-    torch.manual_seed(0)
-    model = DSRIR(PRESETS[PRESET])
-    clean = torch.from_numpy(np.concatenate([noisy_pair(64, 64, seed)[0] for seed in range(6)]))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(TRAIN_STEPS):
-        top, left = (int(v) for v in torch.randint(0, 64 - 40 + 1, (2,), generator=generator))
-        target = clean[torch.randint(0, len(clean), (4,), generator=generator), :, top : top + 40, left : left + 40]
-        noisy = (target + torch.randn(target.shape, generator=generator) * 25 / 255).clamp(0, 1)
-        loss = (model.restore(noisy) - target).abs().mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def model() -> DSRIR:
-    return briefly_trained()
+    return briefly_trained_denoiser(TRAIN_STEPS)
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from dsrir.checkpoint import official_checkpoint, save_pth
 from dsrir.errors import DSRIRError
-from dsrir.model import DSRIR, PRESETS
 from export.onnx import main as export_main
 from runtime.backends import open_backend, resolve_kind
 from runtime.backends.trt_buffers import (
@@ -39,7 +37,7 @@ from runtime.frames import FrameProcessor, FrameRunner
 from runtime.pipeline import Pipeline
 from runtime.stats import RunStats
 from runtime.video import main
-from tests.conftest import natural_like_image
+from tests.conftest import briefly_trained_denoiser, natural_like_image
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, HEIGHT, WIDTH, SIGMA = 12, 64, 96, 25
@@ -62,30 +60,11 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def train_denoiser(steps: int = 40) -> DSRIR:
-    """dsrir-xs after ``steps`` Adam steps on 40x40 noisy crops: enough to gain dB over sigma-25 noise."""
-    torch.manual_seed(0)
-    model = DSRIR(PRESETS["dsrir-xs"])
-    clean = np.stack([natural_like_image(64, 64, seed) for seed in range(6)]).astype(np.float32) / 255
-    images = torch.from_numpy(clean).permute(0, 3, 1, 2)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        top, left = (int(v) for v in torch.randint(0, 64 - 40 + 1, (2,), generator=generator))
-        target = images[torch.randint(0, len(images), (4,), generator=generator), :, top : top + 40, left : left + 40]
-        noisy = (target + torch.randn(target.shape, generator=generator) * SIGMA / 255).clamp(0, 1)
-        loss = (model.restore(noisy) - target).abs().mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("runtime_model")
     checkpoint = folder / "model.pth"
-    save_pth(checkpoint, official_checkpoint(train_denoiser(), "dsrir-xs", epoch=1, mode="noise"))
+    save_pth(checkpoint, official_checkpoint(briefly_trained_denoiser(sigma=SIGMA), "dsrir-xs", epoch=1, mode="noise"))
     onnx_path = folder / "model.onnx"
     assert export_main(["--checkpoint", str(checkpoint), "--output", str(onnx_path), "--check-size", "none"]) == 0
     return {"torch": checkpoint, "onnxruntime": onnx_path}
