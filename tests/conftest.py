@@ -29,6 +29,19 @@ def natural_like_image(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(blurred * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def read_video(path: Path) -> list[np.ndarray]:
+    """Every frame OpenCV decodes from ``path`` (BGR uint8), to check what a writer produced."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
 @pytest.fixture(scope="session")
 def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of six small 'clean photos' (PNG), sizes not multiples of 8."""

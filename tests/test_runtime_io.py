@@ -26,6 +26,7 @@ from runtime.sources import (
     parse_input,
 )
 from runtime.uri import INPUT_FORMS, OUTPUT_FORMS
+from tests.conftest import read_video
 
 
 def _frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -41,18 +42,6 @@ def _write_lossless(path: Path, frames: list[np.ndarray], fps: float = 12.0) -> 
     for frame in frames:
         writer.write(frame)
     writer.release()
-
-
-def _read_all(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        out.append(frame)
-    capture.release()
-    return out
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------
@@ -282,7 +271,7 @@ def test_video_file_sink_writes_a_playable_file(tmp_path: Path, name: str) -> No
     assert not (tmp_path / name).exists()  # only the temporary file so far
     sink.close()
     sink.close()
-    got = _read_all(tmp_path / name)
+    got = read_video(tmp_path / name)
     assert len(got) == 7 and got[0].shape == (48, 64, 3) and sink.frames_written == 7
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
@@ -293,7 +282,7 @@ def test_interrupted_writer_leaves_n_frames_and_handles_size_changes(tmp_path: P
     for frame in _frames(3) + _frames(2, height=96, width=128):  # the source changed size mid-stream
         sink.write(frame)
     sink.close()  # what the pipeline does on Ctrl-C
-    got = _read_all(path)
+    got = read_video(path)
     assert len(got) == 5 and all(f.shape == (48, 64, 3) for f in got)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.mp4"]
 

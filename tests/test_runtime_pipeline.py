@@ -37,7 +37,7 @@ from runtime.frames import FrameProcessor, FrameRunner
 from runtime.pipeline import Pipeline
 from runtime.stats import RunStats
 from runtime.video import main
-from tests.conftest import briefly_trained_denoiser, natural_like_image
+from tests.conftest import briefly_trained_denoiser, natural_like_image, read_video
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, HEIGHT, WIDTH, SIGMA = 12, 64, 96, 25
@@ -46,18 +46,6 @@ STATS_KEYS = {"frames_in", "frames_out", "dropped", "skipped", "reconnects", "fp
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
-
-
-def read_video(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 @pytest.fixture(scope="module")
