@@ -1,0 +1,90 @@
+"""Activation and weight ranges keyed by ONNX tensor name, the one currency of the calibration stage.
+
+Every artefact (TensorRT cache, Q/DQ ONNX, QAT initial scales) is derived from a :class:`Ranges`; ONNX tensor names
+are used because both TensorRT and ONNX Runtime see the graph, not the PyTorch modules. :func:`conv_sites` maps a
+PyTorch module path to its ONNX Conv (the exporter names weight initializers after the module path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from dsrir.atomic import write_text_atomic
+from dsrir.errors import DSRIRError
+
+RANGES_FORMAT = 1
+INT8_MAX = 127.0
+# The exporter wraps the network, so initializers read ``model.<module path>.weight``.
+WEIGHT_PREFIXES = ("model.", "")
+
+
+@dataclass
+class Ranges:
+    """Symmetric ranges: ``amax`` per activation tensor (scale = amax / 127) and per output channel of weights."""
+
+    calibrator: str
+    activations: dict[str, float]
+    weights: dict[str, list[float]] = field(default_factory=dict)
+    model_sha256: str = ""
+    manifest_sha256: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def scale(self, tensor: str) -> float:
+        """The INT8 scale of an activation tensor; zero-range tensors get the smallest positive scale."""
+        return max(self.activations[tensor], 1e-8) / INT8_MAX
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        payload = {"format": RANGES_FORMAT, **asdict(self)}
+        write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Ranges:
+        try:
+            payload = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DSRIRError(f"{path}: unreadable ranges JSON ({type(exc).__name__}: {exc})") from None
+        if payload.pop("format", None) != RANGES_FORMAT:
+            raise DSRIRError(f"{path}: not a ranges file of format {RANGES_FORMAT} (written by python -m calibration)")
+        return cls(**payload)
+
+
+def is_quantized_module(module: str) -> bool:
+    """Which convolutions run in INT8: all but the PatchAttention MLP (``*.PA.conv_du.*``).
+
+    The MLP works on per-cell means and feeds a sigmoid gate: tiny compute, and the gate is where INT8 error would be
+    multiplied into every pixel of the cell, so it stays in floating point (TensorRT and ORT alike).
+    """
+    return ".PA.conv_du." not in f".{module}"
+
+
+@dataclass(frozen=True)
+class ConvSite:
+    """One Conv node of an exported graph and the PyTorch module it came from."""
+
+    module: str  # e.g. "SN1.encoder1.0.conv1"
+    node: str
+    input: str  # activation tensor name
+    weight: str  # initializer name
+
+
+def conv_sites(model: onnx.ModelProto) -> dict[str, ConvSite]:
+    """Module path -> Conv node, for every Conv whose weight is a named initializer."""
+    initializers = {init.name for init in model.graph.initializer}
+    sites = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        weight = node.input[1]
+        module = weight.removesuffix(".weight")
+        for prefix in WEIGHT_PREFIXES:
+            if prefix and module.startswith(prefix):
+                module = module[len(prefix) :]
+                break
+        sites[module] = ConvSite(module=module, node=node.name, input=node.input[0], weight=weight)
+    return sites
