@@ -7,6 +7,7 @@ are reused while the size is unchanged and re-planned when it changes (a camera 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
@@ -54,22 +55,42 @@ class FrameProcessor:
         np.multiply(self.rgb.transpose(2, 0, 1), INV_255, out=self.nchw[0])
         return self.nchw
 
-    def finish(self, output: np.ndarray) -> np.ndarray:
-        """A new BGR uint8 frame (the caller may keep it while the next frame is processed)."""
-        assert self.frame_hw is not None
-        h, w = self.frame_hw
+    def finish(self, output: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
+        """A new BGR uint8 frame (the caller may keep it while the next frame is processed).
+
+        ``hw`` is the size of the frame ``output`` belongs to (default: the last prepared one); with frames in
+        flight, the next frame may already have been prepared at another size.
+        """
+        h, w = hw or self.frame_hw or (0, 0)
         if self.io == "uint8":
             return np.ascontiguousarray(output[0, :h, :w])
         rgb = output[0, :, :h, :w].transpose(1, 2, 0)
-        np.multiply(rgb[..., ::-1], np.float32(255.0), out=self.out_float)
-        np.clip(self.out_float, 0, 255, out=self.out_float)
-        np.rint(self.out_float, out=self.out_float)
-        return self.out_float.astype(np.uint8)
+        out = self.out_float if self.out_float.shape[:2] == (h, w) else np.empty((h, w, 3), np.float32)
+        np.multiply(rgb[..., ::-1], np.float32(255.0), out=out)
+        np.clip(out, 0, 255, out=out)
+        np.rint(out, out=out)
+        return out.astype(np.uint8)
+
+
+@dataclass
+class Ticket:
+    """A frame handed to :meth:`FrameRunner.submit`: either already restored (``result``) or running on the
+    backend's ``slot``. ``timings`` accumulates its pre/infer/post seconds."""
+
+    hw: tuple[int, int]
+    timings: dict[str, float]
+    slot: int | None = None
+    result: np.ndarray | None = None
 
 
 class FrameRunner:
     """One frame through a backend: pre-process, infer, post-process, with ``--fit`` (resize or tiles) applied when
-    the frame is outside the backend's profile. ``timings`` holds the last frame's pre/infer/post seconds."""
+    the frame is outside the backend's profile. ``timings`` holds the last frame's pre/infer/post seconds.
+
+    Backends with ``submit``/``collect`` (TensorRT: one execution context and stream per slot) keep a frame in
+    flight while the next one is prepared: :meth:`submit` starts a frame, :meth:`collect` finishes it. Resized and
+    tiled frames, and backends without slots, are restored inside :meth:`submit`.
+    """
 
     def __init__(self, backend: Backend, fit: str = "error") -> None:
         self.backend, self.fit = backend, fit
@@ -77,6 +98,7 @@ class FrameRunner:
         self.plan_hw: tuple[int, int] | None = None
         self.plan: FitPlan | None = None
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        self.in_flight = int(getattr(backend, "slots_in_flight", 1))
 
     def _fit_plan(self, hw: tuple[int, int]) -> FitPlan:
         if hw != self.plan_hw or self.plan is None:
@@ -107,6 +129,30 @@ class FrameRunner:
             small = cv2.resize(frame, (plan.size[1], plan.size[0]), interpolation=cv2.INTER_AREA)
             return cv2.resize(self._one(small), (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
         return self._tiled(frame, plan)
+
+    def submit(self, frame: np.ndarray) -> Ticket:
+        """Start ``frame``; the backend copies the prepared input, so the next frame may be prepared at once."""
+        hw = (frame.shape[0], frame.shape[1])
+        if self.in_flight < 2 or self._fit_plan(hw).mode != "direct":
+            result = self.run(frame)
+            return Ticket(hw, dict(self.timings), result=result)
+        start = time.perf_counter()
+        batch = self.processor.prepare(frame)
+        mid = time.perf_counter()
+        slot = self.backend.submit(batch)  # type: ignore[attr-defined]
+        return Ticket(hw, {"pre": mid - start, "infer": time.perf_counter() - mid, "post": 0.0}, slot=slot)
+
+    def collect(self, ticket: Ticket) -> np.ndarray:
+        """Wait for ``ticket``'s frame and post-process it; ``timings`` then holds that frame's stage times."""
+        if ticket.result is None:
+            start = time.perf_counter()
+            output = self.backend.collect(ticket.slot)  # type: ignore[attr-defined]
+            mid = time.perf_counter()
+            ticket.result = self.processor.finish(output, ticket.hw)
+            ticket.timings["infer"] += mid - start
+            ticket.timings["post"] += time.perf_counter() - mid
+        self.timings = ticket.timings
+        return ticket.result
 
     def _tiled(self, frame: np.ndarray, plan: FitPlan) -> np.ndarray:
         """Equal tiles restored one by one and averaged where they overlap."""

@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -27,9 +28,15 @@ POLL_S = 0.05
 
 
 class Runner(Protocol):
-    timings: dict[str, float]
+    """``runtime.frames.FrameRunner``: ``submit`` starts a frame, ``collect`` returns it restored (in order);
+    ``in_flight`` frames may be started before the first is collected."""
 
-    def run(self, frame: np.ndarray) -> np.ndarray: ...
+    timings: dict[str, float]
+    in_flight: int
+
+    def submit(self, frame: np.ndarray) -> Any: ...
+
+    def collect(self, ticket: Any) -> np.ndarray: ...
 
 
 class Source(Protocol):
@@ -159,20 +166,40 @@ class Pipeline:
             self._put(self.inbox, END)
 
     def _infer(self) -> None:
+        """Keep up to ``runner.in_flight`` frames started; finish the oldest when that many are running, or as soon
+        as no new frame is waiting (so a slow source never holds a restored frame back)."""
+        running: deque[tuple[Item, Any]] = deque()
         while True:
-            item = self._get(self.inbox)
-            if item is END:
+            item: Item | None
+            if running:
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    if not self._finish(*running.popleft()):
+                        return
+                    continue
+            else:
+                item = self._get(self.inbox)
+            if item is END or self.abort.is_set():
                 break
             self.stats.add("queue_wait", time.perf_counter() - item.queued)
-            restored = self.runner.run(item.frame)
-            for stage, seconds in self.runner.timings.items():
-                self.stats.add(stage, seconds)
-            if self.side_by_side:
-                restored = np.hstack([item.frame, restored])
-            item.restored = restored
-            if not self._put(self.outbox, item):
+            running.append((item, self.runner.submit(item.frame)))
+            if len(running) >= self.runner.in_flight and not self._finish(*running.popleft()):
+                return
+        while running:
+            if not self._finish(*running.popleft()):
                 return
         self._put(self.outbox, END)
+
+    def _finish(self, item: Item, ticket: Any) -> bool:
+        """Collect one started frame and queue it for writing; False on abort."""
+        restored = self.runner.collect(ticket)
+        for stage, seconds in self.runner.timings.items():
+            self.stats.add(stage, seconds)
+        if self.side_by_side:
+            restored = np.hstack([item.frame, restored])
+        item.restored = restored
+        return self._put(self.outbox, item)
 
     def _write(self) -> None:
         try:

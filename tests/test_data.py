@@ -12,32 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from dsrir.data import (
-    TASKS,
-    Pair,
-    PairedTrainSet,
-    SyntheticTrainSet,
-    add_gaussian_noise,
-    add_haze,
-    add_rain,
-    augment_pair,
+from dsrir.data.degrade import AIRLIGHTS, BETAS, add_gaussian_noise, add_haze, add_rain, degrade, synthetic_depth
+from dsrir.data.eval_sets import (
     center_crop_to_multiple,
-    degrade,
     denoise_set,
     pair_validation_set,
     rain100l_set,
-    random_crop_pair,
-    read_pairs_csv,
     sots_set,
-    split_holdout,
-    synthetic_depth,
     synthetic_sets,
     synthetic_validation_set,
-    to_tensor,
 )
-from dsrir.data.degrade import AIRLIGHTS, BETAS
 from dsrir.data.make_csv import main as make_csv_main
-from dsrir.data.transforms import augment_image
+from dsrir.data.pairs import TASKS, Pair, read_pairs_csv, split_holdout
+from dsrir.data.train_set import PairedTrainSet, SyntheticTrainSet
+from dsrir.data.transforms import augment_image, augment_pair, random_crop_pair, to_tensor
 from dsrir.errors import DSRIRError
 from dsrir.imageio import list_images, read_image, write_image
 from tests.conftest import natural_like_image

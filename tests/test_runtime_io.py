@@ -325,3 +325,29 @@ def test_gstreamer_outputs_explain_without_gstreamer(text: str) -> None:
     with pytest.raises(DSRIRError, match="GStreamer") as info:
         open_sink(parse_output(text), fps=10.0, size=(64, 48))
     assert "\n" not in str(info.value)
+
+
+def test_rain_degrader_draws_near_vertical_streaks() -> None:
+    from runtime.video import degrader
+
+    rain = degrader("rain", seed=3)
+    assert rain is not None
+    flat = np.full((240, 320, 3), 60, np.uint8)
+    streaks = rain(flat).astype(np.float32).mean(axis=2) - 60
+    assert streaks.min() >= 0 and 0.01 < (streaks > 5).mean() < 0.4
+    centred = streaks - streaks.mean()
+    along = (centred[1:, :] * centred[:-1, :]).mean()  # neighbours one row apart: same streak at ~80 degrees
+    across = (centred[:, 1:] * centred[:, :-1]).mean()
+    assert along > 2 * across
+
+
+def test_haze_degrader_lowers_contrast_toward_the_airlight() -> None:
+    from runtime.video import degrader
+
+    haze = degrader("haze")
+    assert haze is not None
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 120, (120, 160, 3), dtype=np.uint8)
+    hazy = haze(frame).astype(np.float32)
+    assert hazy.std() < 0.8 * frame.std() and hazy.mean() > frame.mean() + 20
+    assert np.abs(hazy - 0.8 * 255).mean() < np.abs(frame.astype(np.float32) - 0.8 * 255).mean()

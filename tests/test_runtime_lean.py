@@ -70,3 +70,27 @@ def test_torch_backend_says_torch_is_missing(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.strip().endswith(
         "the torch backend needs PyTorch (pip install torch); or export to ONNX"
     )
+
+
+def test_degrade_rain_and_haze_run_without_torch(tmp_path: Path) -> None:
+    """``--degrade`` uses dsrir.data.degrade, which must not pull in torch on a device."""
+    model = identity_onnx(tmp_path / "identity.onnx")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    dark = np.full((64, 96, 3), 40, np.uint8)
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:02d}.png"), dark)
+    for kind in ("rain", "haze"):
+        output = tmp_path / kind
+        argv = ["--input", str(frames), "--output", f"{output}/", "--model", str(model), "--no-progress"]
+        code = NO_TORCH + "from runtime.video import main; sys.exit(main(" + repr(argv + ["--degrade", kind]) + "))"
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        written = [cv2.imread(str(path)).astype(np.int16) for path in sorted(output.glob("*.png"))]
+        assert len(written) == 2
+        for frame in written:
+            assert (frame >= 40).all()  # rain adds light streaks, haze mixes in a bright airlight
+            brighter = (frame > 45).mean()
+            assert brighter > (0.9 if kind == "haze" else 0.01)
+            assert kind == "haze" or brighter < 0.5  # streaks are sparse
+        assert not np.array_equal(written[0], written[1]) or kind == "haze"  # rain is redrawn per frame

@@ -131,6 +131,34 @@ class SlowIdentity:
         pass
 
 
+class TwoSlotBackend(SlowIdentity):
+    """The TensorRT backend's ``submit``/``collect`` contract on threads: each slot copies its input, works for
+    ``delay_s``, refuses a submit while busy, and records how many frames were ever in flight at once."""
+
+    slots_in_flight = 2
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        super().__init__(delay_s)
+        self.busy: dict[int, threading.Thread] = {}
+        self.outputs: dict[int, np.ndarray] = {}
+        self.next_slot, self.max_in_flight = 0, 0
+
+    def submit(self, batch: np.ndarray) -> int:
+        slot = self.next_slot
+        if slot in self.busy:
+            raise RuntimeError(f"slot {slot} is still in flight")
+        copied = batch.copy()
+        self.busy[slot] = threading.Thread(target=lambda: self.outputs.__setitem__(slot, self.infer(copied)))
+        self.busy[slot].start()
+        self.max_in_flight = max(self.max_in_flight, len(self.busy))
+        self.next_slot = (slot + 1) % self.slots_in_flight
+        return slot
+
+    def collect(self, slot: int) -> np.ndarray:
+        self.busy.pop(slot).join()
+        return self.outputs.pop(slot)
+
+
 def numbered(count: int, hw: tuple[int, int] = (24, 40)) -> list[np.ndarray]:
     return [np.full((*hw, 3), i % 256, np.uint8) for i in range(count)]
 
@@ -264,7 +292,8 @@ def test_worker_exception_stops_and_reaches_the_main_thread() -> None:
             FakeSource(numbered(50), live=False), FrameRunner(SlowIdentity(fail_at=5)), lambda size: sink, RunStats()
         )
         run_fake_sink.run(handle_signals=False)
-    assert len(sink.frames) <= 4 and sink.closed == 1
+    # The sink opens with the first written frame: on a loaded machine the abort can come before any.
+    assert len(sink.frames) <= 4 and sink.closed == (1 if sink.frames else 0)
 
 
 def test_stop_request_drains_and_closes() -> None:
@@ -280,6 +309,33 @@ def test_frame_size_change_mid_stream() -> None:
     frames = numbered(3, (24, 40)) + numbered(3, (30, 50))
     sink, _ = run_fake(FakeSource(frames, live=False), SlowIdentity(), side_by_side=True)
     assert len(sink.frames) == 6 and all(frame.shape == (24, 80, 3) for frame in sink.frames)  # sink keeps its size
+
+
+def test_two_frames_in_flight_keep_order_and_sizes() -> None:
+    frames = numbered(12, (24, 40)) + numbered(12, (30, 50))[::-1] + numbered(6, (24, 40))
+    backend = TwoSlotBackend(delay_s=0.01)
+    sink, stats = ListSink(), RunStats()
+    runner = FrameRunner(backend)
+    assert runner.in_flight == 2
+    pipeline = Pipeline(FakeSource(frames, live=False), runner, lambda size: sink, stats)  # type: ignore[arg-type]
+    pipeline.run(handle_signals=False)
+    assert backend.max_in_flight == 2
+    assert len(sink.frames) == 30 and stats.counts["frames_out"] == 30
+    # The sink keeps the first size; the (30, 50) frames come back at their own size, then are resized by the sink.
+    expected = [int(frame[0, 0, 0]) for frame in frames]
+    assert [int(frame[0, 0, 0]) for frame in sink.frames] == expected
+    assert len(stats.samples["infer"]) == 30
+
+
+def test_frames_in_flight_are_not_held_back_by_a_slow_source() -> None:
+    source = FakeSource(numbered(8), live=True, period_s=0.05)
+    backend = TwoSlotBackend(delay_s=0.005)
+    sink, stats = ListSink(), RunStats()
+    Pipeline(source, FrameRunner(backend), lambda size: sink, stats).run(handle_signals=False)  # type: ignore[arg-type]
+    assert len(sink.frames) == 8
+    # End to end counts from the start of the 50 ms read; waiting for the next capture before collecting would add
+    # another whole source period to every frame (~110 ms).
+    assert stats.summary()["latency_ms"]["end_to_end"]["p50"] < 90
 
 
 def test_warmup_frames_are_not_timed() -> None:

@@ -68,6 +68,7 @@ class TrtBackend:
     """An engine with one input and one output; float (NCHW) or uint8 (NHWC) I/O read from the engine."""
 
     name = "tensorrt"
+    slots_in_flight = SLOTS
 
     def __init__(self, path: Path, plugin_lib: str | Path | None = None) -> None:
         require_tensorrt()  # the stubs import too: say "not installed" before asking for pycuda
@@ -119,8 +120,8 @@ class TrtBackend:
         """Start one frame on the next free slot; returns the slot to ``collect``."""
         index = self.next_slot
         slot = self.slots[index]
-        if slot.busy:
-            self.collect(index)
+        if slot.busy:  # its frame would be overwritten before anyone collected it
+            raise RuntimeError(f"slot {index} is still in flight: collect it before submitting more frames")
         hw = (batch.shape[2], batch.shape[3]) if self.layout == "nchw" else (batch.shape[1], batch.shape[2])
         self._allocate(slot, hw)
         assert slot.host_in is not None and slot.host_out is not None
