@@ -64,6 +64,15 @@ def test_schedule_warmup_cosine_and_progressive_stages() -> None:
     assert progressive_stage(400, **stages) == (256, 8)
 
 
+def test_time_budget_stops_with_a_checkpoint_and_resumes(tmp_path: Path, clean_dir: Path) -> None:
+    """--max-minutes bounds a run (a 10-minute GPU slot); --resume then continues from where it stopped."""
+    common = dict(samples_per_epoch=8, epochs=1, epoch_chg=1)
+    assert main(tiny_args(clean_dir, tmp_path, "slot", max_minutes=1e-6, **common)) == 0
+    assert latest(tmp_path, "slot")["global_step"] == 1  # the budget is checked after every step
+    assert main([*tiny_args(clean_dir, tmp_path, "slot", max_minutes=1e-6, **common), "--resume"]) == 0
+    assert latest(tmp_path, "slot")["global_step"] == 2
+
+
 @pytest.mark.parametrize("samples,epochs,total,interrupt", [(4, 1, 2, 1), (4, 2, 3, 1)])
 def test_resume_reproduces_uninterrupted_run_exactly(
     tmp_path: Path, clean_dir: Path, samples: int, epochs: int, total: int, interrupt: int

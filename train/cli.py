@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from the session's model_latest.pth, or from CHECKPOINT",
     )
     run.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total (checkpoint kept)")
+    run.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this much training time in this run (checkpoint kept; --resume continues): bounded GPU slots",
+    )
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return parser
 

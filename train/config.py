@@ -39,6 +39,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     max_steps: int | None = None
+    max_minutes: float | None = None
     seed: int = 1234
     vgg19_weights: Path | None = None
     progress: bool = True

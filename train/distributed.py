@@ -32,6 +32,14 @@ class DistContext:
         if self.distributed:
             dist.barrier()
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any: ranks must stop on the same step or DDP hangs."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks CUDA when present; ``cuda`` under torchrun means this process's GPU."""

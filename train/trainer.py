@@ -251,7 +251,9 @@ class Trainer:
                         pocl=f"{terms['pocl']:.4f}",
                         lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
                     )
-                    if self.stop_requested or (cfg.max_steps is not None and self.global_step >= cfg.max_steps):
+                    out_of_time = cfg.max_minutes is not None and time.time() - started >= 60 * cfg.max_minutes
+                    out_of_steps = cfg.max_steps is not None and self.global_step >= cfg.max_steps
+                    if self.ctx.any(self.stop_requested or out_of_time or out_of_steps):
                         stopped = True
                         break
                 bar.close()
@@ -270,7 +272,7 @@ class Trainer:
         completed = epoch if self.batches_done == 0 else epoch - 1
         latest = self.cfg.model_dir / "model_latest.pth"
         if self.batches_done:  # stopped inside an epoch: keep the position so --resume continues here
-            if not self.stop_requested:  # --max-steps reached: still report where the model stands
+            if not self.stop_requested:  # --max-steps/--max-minutes reached: still report where the model stands
                 self._validate(completed, numbered=False)
             self._save("model_latest.pth", completed)
         self.ctx.barrier()
