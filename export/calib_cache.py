@@ -1,31 +1,44 @@
 """The INT8 calibration cache format (TensorRT <= 10), checked before a build starts.
 
 Text: a first line ``TRT-<version>-EntropyCalibration2``, then ``tensor_name: <8 hex digits>`` per tensor
-(the big-endian bits of the float32 scale, amax / 127). A wrong or truncated file otherwise shows up as
-a silent accuracy collapse or an INT8 build that quietly falls back to FP32.
+(the big-endian bits of the float32 scale, amax / 127). ``<version>`` is TensorRT's ``NV_TENSORRT_VERSION``:
+major * 1000 + minor * 100 + patch up to 8.x (``8601``), major * 10000 + minor * 100 + patch from 10.0
+(``100300``). A wrong or truncated file otherwise shows up as a silent accuracy collapse or an INT8 build that
+quietly falls back to FP32. ``calibration.trt_cache`` writes these files.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from dsrir.errors import DSRIRError
 
-HEADER = re.compile(r"TRT-([0-9A-Za-z.]+)-EntropyCalibration2")  # 8.6 writes TRT-8601-...; 10.x unconfirmed
+HEADER = re.compile(r"TRT-([0-9A-Za-z.]+)-EntropyCalibration2")
 ENTRY = re.compile(r"(.+): ([0-9a-fA-F]{8})")
 
 
 @dataclass(frozen=True)
 class CalibrationCache:
     path: Path
-    header_version: str  # as TensorRT wrote it, e.g. 8601 for 8.6.1
-    tensors: int
+    header_version: str  # as TensorRT wrote it, e.g. 8601 for 8.6.1, 100300 for 10.3.0
+    scales: dict[str, float]  # tensor name -> float32 scale (amax / 127)
+
+    @property
+    def tensors(self) -> int:
+        return len(self.scales)
+
+
+def decode_scale(hex_bits: str) -> float:
+    """``3c010a14`` -> the float32 with those big-endian bits."""
+    value: float = struct.unpack(">f", bytes.fromhex(hex_bits))[0]
+    return value
 
 
 def read_calibration_cache(path: Path) -> CalibrationCache:
-    """Check ``path`` is an EntropyCalibration2 cache with at least one tensor scale."""
+    """Check ``path`` is an EntropyCalibration2 cache with at least one tensor scale, and read the scales."""
     try:
         lines = path.read_text(encoding="ascii").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -34,10 +47,16 @@ def read_calibration_cache(path: Path) -> CalibrationCache:
     if header is None:
         first = lines[0][:60] if lines else "an empty file"
         raise DSRIRError(f"--calib {path}: not an EntropyCalibration2 cache (starts with {first!r})")
-    bad = [line for line in lines[1:] if line.strip() and not ENTRY.fullmatch(line.strip())]
-    if bad:
-        raise DSRIRError(f"--calib {path}: malformed line {bad[0][:60]!r} (expected 'tensor: 8 hex digits')")
-    tensors = sum(1 for line in lines[1:] if line.strip())
-    if tensors == 0:
+    scales: dict[str, float] = {}
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        entry = ENTRY.fullmatch(line.strip())
+        if entry is None:
+            raise DSRIRError(f"--calib {path}: malformed line {line[:60]!r} (expected 'tensor: 8 hex digits')")
+        if entry.group(1) in scales:
+            raise DSRIRError(f"--calib {path}: tensor {entry.group(1)!r} is listed twice")
+        scales[entry.group(1)] = decode_scale(entry.group(2))
+    if not scales:
         raise DSRIRError(f"--calib {path}: the cache holds no tensor scales")
-    return CalibrationCache(path, header.group(1), tensors)
+    return CalibrationCache(path, header.group(1), scales)

@@ -12,7 +12,8 @@ import onnx
 
 PREFIX = "dsrir."
 PATCH_ATTENTION_FLAVOURS = ("decomposed", "plugin")
-PRECISIONS = ("fp32", "fp16", "int8")
+# int8-qdq: TensorRT-style explicit quantisation (calibration.qdq); int8-cpu: ONNX Runtime's uint8 CPU graph.
+PRECISIONS = ("fp32", "fp16", "int8-qdq", "int8-cpu")
 IO_KINDS = ("float", "uint8")
 
 

@@ -1,0 +1,204 @@
+"""``python -m calibration --onnx MODEL.onnx --synthetic photos/``: INT8 ranges and every artefact built from them.
+
+Writes into ``--output-dir``: ``ranges.json`` (amax per ONNX tensor, per-channel conv weights), ``calib.cache``
+(TensorRT 8.x/10.x EntropyCalibration2 cache), ``manifest.json`` (the calibration set), and, where those stages are
+installed, ``model_qdq.onnx`` (TensorRT-style Q/DQ graph) and ``model_int8_cpu.onnx`` (ONNX Runtime CPU INT8).
+``ranges.json`` is written last and vouches for the rest: a second run with the same model, frames and settings
+reuses it instead of calibrating again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import onnx
+
+from calibration.calibrators import CALIBRATORS
+from calibration.collect import calibration_settings, check_calibratable, collect_ranges, load_model
+from calibration.dataset import (
+    DEFAULT_COUNT,
+    SOURCE_KINDS,
+    CalibrationSet,
+    build_calibration_set,
+    check_size,
+    file_sha256,
+    parse_size,
+)
+from calibration.ranges import Ranges
+from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
+from dsrir.errors import DSRIRError, error_line
+from export.onnx import save_onnx
+from export.trt_version import DEFAULT_TARGET, parse_version, short
+
+RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
+QDQ_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_int8_cpu.onnx"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m calibration",
+        description="Calibrate INT8 ranges of an FP32 DSRIR ONNX export (decomposed patch attention, float I/O) on "
+        "frames at the deployment size, and write a TensorRT calibration cache, a Q/DQ ONNX and a CPU INT8 ONNX.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--onnx", required=True, type=Path, help="FP32 ONNX from python -m export.onnx (its defaults)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", metavar="DIR|GLOB", help="real frames: a folder of images or a quoted glob")
+    source.add_argument("--video", metavar="FILE", help="real frames sampled evenly from a video file")
+    source.add_argument(
+        "--synthetic", metavar="CLEAN_DIR", help="clean photos, degraded with noise, rain and haze in equal shares"
+    )
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="frames (images and videos: at most all)")
+    parser.add_argument(
+        "--size", default="640x360", metavar="WxH", help="deployment frame size; multiples of the model's 8"
+    )
+    parser.add_argument(
+        "--calibrator",
+        choices=tuple(CALIBRATORS),
+        default="entropy",
+        help="how amax is chosen: entropy = TensorRT's EntropyCalibration2 (KL divergence), percentile = that "
+        "percentile of |x|, max = the largest |x|",
+    )
+    parser.add_argument("--percentile", type=float, default=99.99, help="for --calibrator percentile: of |x|")
+    parser.add_argument(
+        "--output-dir", type=Path, default=None, help="where the files go; None: MODEL_STEM.calib beside the ONNX"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="synthetic degradations and the photo order")
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=4.0,
+        help="GiB of activations ONNX Runtime may return per run (tensors that do not fit go to further runs of "
+        "the same frame); peak memory is higher (6 GB for dsrir-xs at 640x360 with 4)",
+    )
+    parser.add_argument(
+        "--trt-version",
+        default=DEFAULT_TARGET,
+        help="the TensorRT release that reads calib.cache, with its patch number if not 0 (JetPack 6.0: 8.6.2; "
+        "6.1/6.2: 10.3): the cache header carries it and TensorRT skips a cache from another release; "
+        f"TensorRT {LAST_WITH_CALIBRATORS + 1}+ has no calibrators, so no cache",
+    )
+    return parser.parse_args(argv)
+
+
+def reusable(path: Path, model_sha256: str, dataset: CalibrationSet, settings: dict[str, object]) -> Ranges | None:
+    """Earlier ranges for the same model bytes, frames and calibrator settings, else None (with the reason)."""
+    if not path.is_file():
+        return None
+    try:
+        ranges = Ranges.load(path)
+    except DSRIRError as exc:
+        print(f"recalibrating: {error_line(exc)}")
+        return None
+    differs = [
+        what
+        for what, same in (
+            ("model", ranges.model_sha256 == model_sha256),
+            ("calibration set", ranges.manifest_sha256 == dataset.manifest_sha256),
+            ("calibrator settings", all(ranges.settings.get(k) == v for k, v in settings.items())),
+        )
+        if not same
+    ]
+    if differs:
+        print(f"recalibrating: {path} was made with another {', '.join(differs)}")
+        return None
+    return ranges
+
+
+def optional_stage(module: str) -> ModuleType | None:
+    """A calibration stage module if it is installed (``calibration.qdq``, ``calibration.ort_int8``), else None."""
+    return importlib.import_module(module) if importlib.util.find_spec(module) is not None else None
+
+
+def write_artefacts(
+    args: argparse.Namespace, out: Path, model: onnx.ModelProto, ranges: Ranges, dataset: CalibrationSet, reused: bool
+) -> tuple[list[Path], list[str]]:
+    """Everything derived from the ranges, before ``ranges.json`` itself; what was written and what not."""
+    written, notes = [out / MANIFEST], []
+    dataset.write_manifest(out / MANIFEST)
+    version = parse_version(args.trt_version, "--trt-version")
+    if version[0] > LAST_WITH_CALIBRATORS:
+        notes.append(f"{CACHE}: not written (TensorRT {short(version)} has no calibrators; use {QDQ_MODEL})")
+    else:
+        write_calibration_cache(ranges, out / CACHE, version)
+        written.append(out / CACHE)
+        notes.append(f"{CACHE} names: {check_cache_names(read_scales(out / CACHE), model).line()}")
+    ort_int8 = optional_stage("calibration.ort_int8")
+    if ort_int8 is None:
+        notes.append(f"{CPU_INT8_MODEL}: not written (calibration.ort_int8 is not installed)")
+    elif reused and (out / CPU_INT8_MODEL).is_file():
+        notes.append(f"{CPU_INT8_MODEL}: kept (made with these ranges' model, frames and calibrator)")
+    else:
+        method = "minmax" if args.calibrator == "max" else args.calibrator  # ONNX Runtime's name
+        written.append(ort_int8.quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method))
+    qdq = optional_stage("calibration.qdq")  # last: it may edit the model it is given
+    if qdq is None:
+        notes.append(f"{QDQ_MODEL}: not written (calibration.qdq is not installed)")
+    else:
+        save_onnx(qdq.insert_qdq(model, ranges), out / QDQ_MODEL)
+        written.append(out / QDQ_MODEL)
+    return written, notes
+
+
+def summary(ranges: Ranges, dataset: CalibrationSet, seconds: float, written: list[Path], notes: list[str]) -> str:
+    settings = ranges.settings
+    how = ranges.calibrator + (f" {settings['percentile']}%" if "percentile" in settings else "")
+    rows = [
+        (
+            "tensors calibrated",
+            f"{len(ranges.activations)} activations, {len(ranges.weights)} conv weights (per channel)",
+        ),
+        ("calibrator", f"{how}, {settings.get('runs_per_frame', '?')} ONNX Runtime runs per frame"),
+        ("frames", f"{len(dataset)} {dataset.kind}, {dataset.size[0]}x{dataset.size[1]}, seed {dataset.seed}"),
+        ("time", f"{seconds:.1f} s (calibration {settings.get('seconds', '?')} s)"),
+        ("written", ", ".join(str(path) for path in written)),
+        *(("note", note) for note in notes),
+    ]
+    return "\n".join(f"{name:<20}{value}" for name, value in rows)
+
+
+def check_args(args: argparse.Namespace) -> tuple[int, int]:
+    """Flag values that would otherwise fail after minutes of calibration; the frame size."""
+    parse_version(args.trt_version, "--trt-version")
+    if not 0 < args.percentile <= 100:
+        raise DSRIRError(f"--percentile {args.percentile}: expected a percentage in (0, 100]")
+    if args.max_memory_gb <= 0:
+        raise DSRIRError(f"--max-memory-gb {args.max_memory_gb}: expected a positive number of GiB")
+    return parse_size(args.size)
+
+
+def run(args: argparse.Namespace) -> str:
+    started = time.perf_counter()
+    size = check_args(args)
+    model = load_model(args.onnx)
+    check_size(size, check_calibratable(model, args.onnx))
+    kind = next(kind for kind in SOURCE_KINDS if getattr(args, kind) is not None)
+    dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed)
+    out: Path = args.output_dir if args.output_dir is not None else args.onnx.with_suffix(".calib")
+    settings = calibration_settings(args.calibrator, args.percentile)
+    ranges = reusable(out / RANGES, file_sha256(args.onnx), dataset, settings)
+    reused = ranges is not None
+    if ranges is not None:
+        print(f"reusing ranges from {out / RANGES} (same model, calibration set and calibrator settings)")
+    else:
+        ranges = collect_ranges(args.onnx, dataset, args.calibrator, args.percentile, args.max_memory_gb)
+    written, notes = write_artefacts(args, out, model, ranges, dataset, reused)
+    ranges.save(out / RANGES)
+    return summary(ranges, dataset, time.perf_counter() - started, [*written, out / RANGES], notes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        print(run(args))
+    except DSRIRError as exc:
+        print(f"error: {error_line(exc)}", file=sys.stderr)
+        return 2
+    return 0

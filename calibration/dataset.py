@@ -1,0 +1,226 @@
+"""Calibration sets: frames at the deployment size from images, a video, or synthetically degraded clean photos.
+
+INT8 ranges are only as good as the frames they are measured on, so a set is described by a manifest (source
+files with their sha256, frame plan, size, seed) whose hash decides whether earlier ranges can be reused. Frames
+are produced lazily, one ``1 x 3 x H x W`` float32 RGB array in [0, 1] at a time (what the float-I/O ONNX takes),
+so 512 frames of 640x360 never sit in memory together; iterating again reproduces them exactly.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dsrir.atomic import write_text_atomic
+from dsrir.data.degrade import degrade
+from dsrir.errors import DSRIRError
+from dsrir.imageio import is_image_file, list_images, read_image
+
+MANIFEST_FORMAT = 1
+SOURCE_KINDS = ("images", "video", "synthetic")
+TASKS = ("noise", "rain", "haze")  # the synthetic mix, in equal shares
+DEFAULT_SIZE = (640, 360)  # W x H
+DEFAULT_COUNT = 512
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Where frame k comes from: source file index, frame index inside a video, synthetic degradation."""
+
+    source: int
+    frame: int | None = None
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    kind: str
+    sources: list[Path]
+    source_sha256: list[str]
+    size: tuple[int, int]  # W x H
+    seed: int
+    plan: list[FramePlan]
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """The frames in plan order, as ``1 x 3 x H x W`` float32 RGB in [0, 1]."""
+        images = _video_frames(self) if self.kind == "video" else _image_frames(self)
+        for image in images:
+            yield to_nchw(image)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "kind": self.kind,
+            "size": list(self.size),
+            "count": len(self.plan),
+            "seed": self.seed,
+            "sources": [{"path": str(p), "sha256": h} for p, h in zip(self.sources, self.source_sha256)],
+            "frames": [{"source": f.source, "frame": f.frame, "task": f.task} for f in self.plan],
+        }
+
+    @property
+    def manifest_sha256(self) -> str:
+        """The identity of the frames: the manifest with file contents (hashes) in place of paths."""
+        identity = self.manifest()
+        identity["sources"] = list(self.source_sha256)
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def write_manifest(self, path: str | os.PathLike[str]) -> None:
+        manifest = {**self.manifest(), "manifest_sha256": self.manifest_sha256}
+        write_text_atomic(path, json.dumps(manifest, indent=1) + "\n")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``640x360`` -> (640, 360), W x H."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise DSRIRError(f"--size {text!r}: expected WIDTHxHEIGHT such as 640x360")
+    return int(parts[0]), int(parts[1])
+
+
+def check_size(size: tuple[int, int], multiple: int) -> None:
+    """The graph only runs at H and W multiples of the model's size multiple (8 for every DSRIR preset)."""
+    if size[0] % multiple or size[1] % multiple:
+        raise DSRIRError(
+            f"--size {size[0]}x{size[1]}: width and height must be multiples of {multiple} (the model's size "
+            f"multiple), e.g. {_round_up(size[0], multiple)}x{_round_up(size[1], multiple)}"
+        )
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (a video can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_calibration_set(
+    kind: str, location: str, count: int = DEFAULT_COUNT, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0
+) -> CalibrationSet:
+    """Plan ``count`` frames from ``--images DIR|GLOB``, ``--video FILE`` or ``--synthetic CLEAN_DIR``.
+
+    Images and video frames are used as they are (at most one frame per image; video frames sampled evenly);
+    synthetic frames cycle through the clean photos in a seeded order, each degraded by noise, rain and haze in
+    turn, with its own seeded generator.
+    """
+    if count < 1:
+        raise DSRIRError(f"--count {count}: expected at least 1 frame")
+    if kind == "video":
+        source = Path(location)
+        plan = [FramePlan(0, frame=i) for i in _evenly(_video_length(source), count)]
+        return CalibrationSet(kind, [source], [file_sha256(source)], size, seed, plan)
+    if kind == "images":
+        sources = _image_files(location, "--images")
+        plan = [FramePlan(i) for i in _evenly(len(sources), count)]
+    elif kind == "synthetic":
+        sources = _image_files(location, "--synthetic")
+        order = np.random.default_rng(seed).permutation(len(sources))
+        plan = [
+            FramePlan(int(order[(k // len(TASKS)) % len(sources)]), task=TASKS[k % len(TASKS)]) for k in range(count)
+        ]
+    else:
+        raise ValueError(f"unknown calibration source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
+    return CalibrationSet(kind, sources, [file_sha256(p) for p in sources], size, seed, plan)
+
+
+def _evenly(available: int, count: int) -> list[int]:
+    """``min(count, available)`` distinct indices spread evenly over ``range(available)``, centred in their share."""
+    n = min(count, available)
+    return [(2 * k + 1) * available // (2 * n) for k in range(n)]
+
+
+def _image_files(location: str, flag: str) -> list[Path]:
+    if os.path.isdir(location):
+        files = list_images(location)
+    else:
+        files = sorted(Path(p) for p in glob.glob(location) if os.path.isfile(p) and is_image_file(p))
+    if not files:
+        raise DSRIRError(f"{flag} {location}: no image files (a folder or a glob of .png/.jpg/... files)")
+    return files
+
+
+def _open_video(path: Path) -> cv2.VideoCapture:
+    if not path.is_file():
+        raise DSRIRError(f"--video {path}: file not found")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise DSRIRError(f"--video {path}: OpenCV cannot open it as a video")
+    return capture
+
+
+def _video_length(path: Path) -> int:
+    """Frames in the video: the container's count when it has one, else counted by decoding."""
+    capture = _open_video(path)
+    try:
+        length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if length <= 0:
+            length = 0
+            while capture.grab():
+                length += 1
+    finally:
+        capture.release()
+    if length == 0:
+        raise DSRIRError(f"--video {path}: no decodable frames")
+    return length
+
+
+def _video_frames(dataset: CalibrationSet) -> Iterator[np.ndarray]:
+    """Decode sequentially (seeking is unreliable in many containers) and keep the planned frames."""
+    wanted = [f.frame for f in dataset.plan if f.frame is not None]
+    capture = _open_video(dataset.sources[0])
+    try:
+        index = 0
+        for target in wanted:
+            while index < target and capture.grab():
+                index += 1
+            ok, frame = capture.read()
+            if not ok:
+                raise DSRIRError(f"--video {dataset.sources[0]}: frame {target} could not be decoded")
+            index += 1
+            yield fit_frame(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dataset.size)
+    finally:
+        capture.release()
+
+
+def _image_frames(dataset: CalibrationSet) -> Iterator[np.ndarray]:
+    for k, frame in enumerate(dataset.plan):
+        image = fit_frame(read_image(dataset.sources[frame.source]), dataset.size)
+        if frame.task is not None:
+            image, _ = degrade(image, frame.task, np.random.default_rng([dataset.seed, k]))
+        yield image
+
+
+def fit_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale an RGB image to cover ``size`` (W x H) keeping its aspect, then take the centred crop."""
+    width, height = size
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(image[top : top + height, left : left + width])
+
+
+def to_nchw(image: np.ndarray) -> np.ndarray:
+    """H x W x 3 RGB uint8 -> 1 x 3 x H x W float32 in [0, 1], the float-I/O graphs' input."""
+    return (image.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()

@@ -1,0 +1,143 @@
+"""The TensorRT INT8 artefact: the FP32 export with explicit QuantizeLinear -> DequantizeLinear pairs.
+
+TensorRT (8.6, 10.x, and 11.x, which has no other INT8 path) builds INT8 layers where a graph says so with Q/DQ
+nodes, and fuses a DequantizeLinear into the layer that reads it. Placement follows the Q/DQ layer-placement
+recommendations of its developer guide ("Working with Quantized Types"):
+
+* Every quantised Conv (:func:`calibration.ranges.is_quantized_module`: all but the PatchAttention MLP) reads both
+  inputs straight from a DequantizeLinear: the activation per tensor (int8, zero point 0, scale amax / 127 from the
+  calibration ranges), the weight per output channel (axis 0, symmetric; float weights behind Q -> DQ, which
+  TensorRT quantises at build time). A tensor read by several Convs gets one shared pair. The PatchAttention MLP
+  and its sigmoid stay floating point: the gate multiplies its error into every pixel of a cell, for almost no
+  compute.
+* Conv outputs get no Q/DQ of their own (the guide's default). Bias and ReLU/LeakyReLU fuse into the Conv, and where
+  the next Conv's Q is the only reader (conv1 -> ReLU -> conv2 in every block) TensorRT folds that Q in as well, so
+  the Conv writes INT8.
+* Residual Add inputs get no Q/DQ. TensorRT fuses an Add that follows a Conv into that Conv whatever the other
+  input's precision, which only decides whether the fused Conv may write INT8: worth it when every reader of the sum
+  is a quantised Conv. In DSRIR every Add fed by a Conv also feeds a floating-point reader (the next block's
+  ``res * gate + x``, the output image), so the float sum must exist anyway, except USAU's three
+  ``conv1(x) + conv_in(img)``; there it would save one tensor write at the price of an extra rounding and a range
+  for a Conv output that calibration does not record. The patch-attention residuals follow the gate Mul, not a
+  Conv, and have nothing to fuse with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from calibration.ranges import INT8_MAX, ConvSite, Ranges, conv_sites, is_quantized_module
+from dsrir.errors import DSRIRError
+from export.engine_graph import PLUGIN_OP, QDQ_OPS
+from export.graph_checks import check_graph
+from export.graph_edit import replace_nodes
+from export.metadata import ExportMetadata, read_metadata, write_metadata
+
+PRECISION = "int8-qdq"
+PREFIX = "qdq"
+MIN_AMAX = 1e-8  # an all-zero weight channel still needs a positive scale
+
+
+def insert_qdq(model: onnx.ModelProto, ranges: Ranges) -> onnx.ModelProto:
+    """A checked copy of the decomposed FP32 export ``model`` with Q/DQ before every quantised Conv.
+
+    ``ranges`` supplies the activation amax of every quantised Conv's input and, optionally, per-channel weight
+    amax (computed from the initializer when absent). The copy's ``dsrir.precision`` is ``int8-qdq``.
+    """
+    metadata = fp32_export_metadata(model, "Q/DQ insertion")
+    quantized = onnx.ModelProto()
+    quantized.CopyFrom(model)
+    graph = quantized.graph
+    weights = {init.name: init for init in graph.initializer}
+    sites = {site.node: site for module, site in conv_sites(quantized).items() if is_quantized_module(module)}
+    emitted: set[str] = set()  # one shared pair per tensor, placed before its first quantised reader
+    nodes: list[onnx.NodeProto] = []
+    parameters: list[onnx.TensorProto] = []
+    for node in graph.node:
+        site = sites.get(node.name)
+        if site is not None:
+            for tensor in (site.input, site.weight):
+                if tensor not in emitted:
+                    is_weight = tensor == site.weight
+                    scale = _weight_scales(ranges, weights[tensor]) if is_weight else _activation_scale(ranges, site)
+                    pair, pair_parameters = _qdq_pair(tensor, scale)
+                    nodes += pair
+                    parameters += pair_parameters
+                    emitted.add(tensor)
+            node.input[0], node.input[1] = _dequantized(site.input), _dequantized(site.weight)
+        nodes.append(node)
+    replace_nodes(graph, nodes)
+    graph.initializer.extend(parameters)
+    write_metadata(quantized, dataclasses.replace(metadata, precision=PRECISION))
+    check_graph(quantized)
+    return quantized
+
+
+def fp32_export_metadata(model: onnx.ModelProto, purpose: str) -> ExportMetadata:
+    """The metadata of a decomposed FP32 export, the one source INT8 graphs are made from; anything else (the plugin
+    flavour, FP16, already quantised, not from ``export.onnx``) is a one-line DSRIRError that starts with
+    ``purpose``."""
+    try:
+        metadata = read_metadata(model)
+    except (KeyError, ValueError) as exc:
+        raise DSRIRError(f"{purpose}: {exc.args[0]} (export it with python -m export.onnx)") from None
+    ops = {node.op_type for node in model.graph.node}
+    if metadata.patch_attention == "plugin" or PLUGIN_OP in ops:
+        raise DSRIRError(
+            f"{purpose} needs the decomposed graph, not the plugin flavour: export without --patch-attention"
+        )
+    if ops & QDQ_OPS:
+        raise DSRIRError(f"{purpose} needs the FP32 export; this graph is already quantised (Q/DQ nodes)")
+    if metadata.precision != "fp32":
+        raise DSRIRError(f"{purpose} needs the FP32 export, not {metadata.precision}: export with --precision fp32")
+    return metadata
+
+
+def _activation_scale(ranges: Ranges, site: ConvSite) -> np.ndarray:
+    if site.input not in ranges.activations:
+        raise DSRIRError(f"the ranges have no amax for {site.input!r} (input of {site.module}): calibrate this graph")
+    return np.array(ranges.scale(site.input), np.float32)
+
+
+def _weight_scales(ranges: Ranges, weight: onnx.TensorProto) -> np.ndarray:
+    """Symmetric per-output-channel scales: the calibrated amax if recorded, else the weight's own."""
+    if weight.data_type != TensorProto.FLOAT:
+        raise DSRIRError(f"Q/DQ insertion needs the FP32 graph; weight {weight.name!r} is not float32")
+    channels = weight.dims[0]
+    if weight.name in ranges.weights:
+        amax = np.asarray(ranges.weights[weight.name], np.float64)
+        if amax.shape != (channels,):
+            raise DSRIRError(
+                f"the ranges give {amax.size} channel amax for {weight.name!r}, which has {channels} "
+                "output channels: ranges of another model?"
+            )
+    else:
+        amax = np.abs(numpy_helper.to_array(weight)).reshape(channels, -1).max(axis=1)
+    return (np.maximum(amax, MIN_AMAX) / INT8_MAX).astype(np.float32)
+
+
+def _dequantized(tensor: str) -> str:
+    return f"{PREFIX}/{tensor}/dequantized"
+
+
+def _qdq_pair(tensor: str, scale: np.ndarray) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Q -> DQ of ``tensor`` and their scale and zero point: per tensor for a 0-d ``scale``, else per output channel
+    (axis 0)."""
+    base = f"{PREFIX}/{tensor}"
+    params = [f"{base}/scale", f"{base}/zero_point"]
+    initializers = [
+        numpy_helper.from_array(scale, params[0]),
+        numpy_helper.from_array(np.zeros(scale.shape, np.int8), params[1]),
+    ]
+    quantize = helper.make_node("QuantizeLinear", [tensor, *params], [f"{base}/quantized"], name=f"{base}/Quantize")
+    dequantize = helper.make_node(
+        "DequantizeLinear", [f"{base}/quantized", *params], [_dequantized(tensor)], name=f"{base}/Dequantize"
+    )
+    if scale.ndim:
+        for node in (quantize, dequantize):
+            node.attribute.append(helper.make_attribute("axis", 0))
+    return [quantize, dequantize], initializers

@@ -1,0 +1,266 @@
+"""``calibration``: the calibrators against numpy, the TensorRT cache format, and ranges measured on a real export.
+
+The end-to-end tests export dsrir-xs (random weights, fixed seed) once and calibrate it on 4 synthetic 32x32
+frames: ranges are checked against an independent ONNX Runtime run, and the CLI is run twice (the second run must
+reuse the ranges).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from calibration.calibrators import (
+    EntropyCalibrator,
+    MaxCalibrator,
+    PercentileCalibrator,
+    entropy_divergences,
+    make_calibrator,
+)
+from calibration.cli import main as calibration_main
+from calibration.cli import reusable
+from calibration.collect import (
+    activation_tensors,
+    calibration_settings,
+    check_calibratable,
+    collect_ranges,
+    plan_runs,
+)
+from calibration.dataset import build_calibration_set
+from calibration.ranges import Ranges, conv_sites, is_quantized_module
+from calibration.trt_cache import cache_header, check_cache_names, read_scales, write_calibration_cache
+from dsrir.errors import DSRIRError
+from export.metadata import read_metadata, write_metadata
+
+pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
+
+SIZE = (32, 32)
+FRAMES = 4
+
+
+def test_max_is_exact_over_batches() -> None:
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal(1000).astype(np.float32) * scale for scale in (1.0, 3.0, 0.5)]
+    batches[1][17] = -11.25  # the largest magnitude is negative
+    calibrator = MaxCalibrator()
+    for batch in batches:
+        calibrator.collect(batch)
+    assert calibrator.compute_amax() == 11.25
+
+
+@pytest.mark.parametrize("second_scale", [1.0, 3.0, 1e5])  # same range, grown range, grown past the bin cap
+def test_percentile_matches_numpy_within_one_bin(second_scale: float) -> None:
+    rng = np.random.default_rng(1)
+    first = rng.standard_normal(200_000).astype(np.float32)
+    second = rng.standard_normal(200_000).astype(np.float32) * np.float32(second_scale)
+    calibrator = PercentileCalibrator(percentile=99.9)
+    calibrator.collect(first)
+    calibrator.collect(second)
+    expected = np.percentile(np.abs(np.concatenate([first, second])), 99.9)
+    histogram = calibrator.histogram
+    assert histogram.counts.sum() == 400_000 and len(histogram.counts) <= histogram.max_bins
+    assert abs(calibrator.compute_amax() - expected) <= histogram.width
+
+
+def reference_divergences(hist: np.ndarray, levels: int = 128) -> np.ndarray:
+    """TensorRT's KL search written out bin by bin, to check the vectorised version."""
+    bins = hist.astype(np.float64)
+    bins[0] = bins[1]
+    result = []
+    for i in range(levels, len(bins) + 1):
+        p = bins[:i].copy()
+        p[-1] += bins[i:].sum()
+        level = np.arange(i) * levels // i  # bin j belongs to level floor(j * levels / i)
+        q = np.zeros(i)
+        for k in range(levels):
+            members = (level == k) & (bins[:i] > 0)
+            if members.any():
+                q[members] = bins[:i][members].sum() / members.sum()
+        p, q = p / p.sum(), q / q.sum()
+        inside = p > 0
+        result.append(np.inf if (q[inside] == 0).any() else float(np.sum(p[inside] * np.log(p[inside] / q[inside]))))
+    return np.array(result)
+
+
+def test_entropy_divergences_match_the_direct_search() -> None:
+    rng = np.random.default_rng(2)
+    hist = rng.integers(0, 50, size=300)
+    hist[rng.random(300) < 0.2] = 0  # empty bins: Q keeps them empty, clipping into one is infinitely bad
+    fast, slow = entropy_divergences(hist), reference_divergences(hist)
+    assert np.array_equal(np.isinf(fast), np.isinf(slow)) and np.isinf(slow).any()
+    np.testing.assert_allclose(fast[np.isfinite(slow)], slow[np.isfinite(slow)], rtol=0, atol=1e-12)
+
+
+def test_entropy_clips_outliers_but_keeps_the_gaussian() -> None:
+    """N(0, 1) plus five values at 50: the histogram spans 0..50 (bin width 50 / 2048), the smallest candidate
+    threshold is 128.5 bins = 3.14. Clipping the Gaussian's tail (4e-5 of the mass beyond 4.1) costs less than
+    quantising 0..50 coarsely but more than spending a few levels beyond 4; the search settles near 4.6."""
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.standard_normal(1_000_000), np.full(5, 50.0)]).astype(np.float32)
+    calibrator = EntropyCalibrator()
+    calibrator.collect(values)
+    amax = calibrator.compute_amax()
+    assert 3.5 < amax < 8.0, amax
+    assert make_calibrator("max").__class__ is MaxCalibrator
+    with pytest.raises(ValueError, match="unknown calibrator"):
+        make_calibrator("kl")
+
+
+@pytest.mark.parametrize(
+    ("version", "header"), [((8, 6, 1), "TRT-8601"), ((8, 5), "TRT-8500"), ((10, 3), "TRT-100300")]
+)
+def test_cache_header_follows_tensorrt_version_code(version: tuple[int, ...], header: str) -> None:
+    assert cache_header(version) == f"{header}-EntropyCalibration2"
+
+
+def test_no_cache_for_tensorrt_11() -> None:
+    with pytest.raises(DSRIRError, match="TensorRT 11 has no INT8 calibrators"):
+        cache_header((11, 1))
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dsrir.model import DSRIR, PRESETS
+    from export.onnx import ExportOptions, build_onnx, save_onnx
+
+    torch.manual_seed(0)
+    model = DSRIR(PRESETS["dsrir-xs"]).eval()
+    result = build_onnx(model, "dsrir-xs", "all_in_one", ExportOptions(simplify=False, check_size=SIZE))
+    path = tmp_path_factory.mktemp("calibration") / "xs.onnx"
+    save_onnx(result.model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def max_ranges(fp32_onnx: Path, clean_dir: Path) -> Ranges:
+    dataset = build_calibration_set("synthetic", str(clean_dir), FRAMES, SIZE, seed=0)
+    return collect_ranges(fp32_onnx, dataset, "max")
+
+
+def test_max_ranges_match_an_independent_run(fp32_onnx: Path, clean_dir: Path, max_ranges: Ranges) -> None:
+    model = onnx.load(str(fp32_onnx))
+    sites = [site for module, site in conv_sites(model).items() if is_quantized_module(module)]
+    conv_inputs = sorted({site.input for site in sites} - {"input"})
+    assert len(sites) > 50 and set(conv_inputs) <= set(max_ranges.activations) and "input" in max_ranges.activations
+    del model.graph.output[:]
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in conv_inputs)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    frames = list(build_calibration_set("synthetic", str(clean_dir), FRAMES, SIZE, seed=0))
+    assert len(frames) == FRAMES and all(f.shape == (1, 3, 32, 32) and f.dtype == np.float32 for f in frames)
+    outputs = [session.run(conv_inputs, {"input": frame}) for frame in frames]
+    for i, name in enumerate(conv_inputs):
+        assert max_ranges.activations[name] == max(float(np.abs(run[i]).max()) for run in outputs), name
+    assert max_ranges.activations["input"] == max(float(f.max()) for f in frames)
+    weights = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    for site in sites:
+        expected = np.abs(weights[site.weight]).reshape(len(weights[site.weight]), -1).max(axis=1)
+        assert max_ranges.weights[site.weight] == expected.tolist()
+    assert not any(".PA.conv_du." in name for name in max_ranges.weights)
+
+
+def test_activations_are_float_data_tensors(fp32_onnx: Path, max_ranges: Ranges) -> None:
+    model = onnx.load(str(fp32_onnx))
+    names = activation_tensors(model)
+    assert names[0] == "input" and set(names) == set(max_ranges.activations)
+    initializers = {init.name for init in model.graph.initializer}
+    assert not initializers & set(names)
+    producers = {out: node.op_type for node in model.graph.node for out in node.output}
+    assert {producers[n] for n in names[1:]} >= {"Conv", "Relu", "Sigmoid", "Mul", "Add", "ReduceMean"}
+    assert "Shape" not in {producers[n] for n in names[1:]}
+
+
+def test_runs_are_grouped_under_the_memory_budget() -> None:
+    assert plan_runs(["a", "b", "c", "d"], [4, 4, 9, 2], budget=8) == [["a", "b"], ["c"], ["d"]]
+    assert plan_runs(["a", "b"], [1, 1], budget=100) == [["a", "b"]]
+
+
+def test_cache_round_trip_is_bit_exact(fp32_onnx: Path, max_ranges: Ranges, tmp_path: Path) -> None:
+    cache = tmp_path / "calib.cache"
+    write_calibration_cache(max_ranges, cache, (10, 3))
+    lines = cache.read_text().splitlines()
+    assert lines[0] == "TRT-100300-EntropyCalibration2" and len(lines) == len(max_ranges.activations) + 1
+    scales = read_scales(cache)
+    for name in max_ranges.activations:
+        expected = np.float32(max_ranges.scale(name))  # amax / 127; an all-zero tensor gets the smallest scale
+        assert struct.pack(">f", scales[name]) == struct.pack(">f", expected), name
+    model = onnx.load(str(fp32_onnx))
+    assert check_cache_names(scales, model).ok
+    check = check_cache_names([*list(scales)[5:], "not_a_tensor"], model)
+    assert not check.ok and check.unknown == ["not_a_tensor"]
+    assert "1 cache names not in the graph (not_a_tensor)" in check.line()
+
+
+def test_video_frames_are_sampled_evenly(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 40))
+    for i in range(10):
+        writer.write(np.full((40, 48, 3), 20 * i, np.uint8))
+    writer.release()
+    dataset = build_calibration_set("video", str(video), count=4, size=(16, 16))
+    assert [f.frame for f in dataset.plan] == [1, 3, 6, 8]
+    levels = [round(float(frame.mean()) * 255 / 20) for frame in dataset]
+    assert levels == [1, 3, 6, 8]
+
+
+def test_manifest_identity(clean_dir: Path, tmp_path: Path) -> None:
+    first = build_calibration_set("synthetic", str(clean_dir), 6, SIZE, seed=0)
+    assert [f.task for f in first.plan] == ["noise", "rain", "haze"] * 2
+    assert first.manifest_sha256 == build_calibration_set("synthetic", str(clean_dir), 6, SIZE, 0).manifest_sha256
+    assert first.manifest_sha256 != build_calibration_set("synthetic", str(clean_dir), 6, SIZE, 1).manifest_sha256
+    images = build_calibration_set("images", str(clean_dir / "photo_*.png"), 3, SIZE)
+    assert [f.source for f in images.plan] == [1, 3, 5] and images.manifest()["count"] == 3
+    with pytest.raises(DSRIRError, match="--images .*: no image files"):
+        build_calibration_set("images", str(tmp_path / "*.png"), 3, SIZE)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("patch_attention", "plugin", "patch attention plugin, not decomposed"),
+        ("precision", "fp16", "precision fp16, not fp32"),
+        ("precision", "int8-qdq", "precision int8-qdq, not fp32"),
+        ("io", "uint8", "uint8 I/O in 0-1, not float 0-1"),
+    ],
+)
+def test_refuses_graphs_that_are_not_the_fp32_export(fp32_onnx: Path, field: str, value: str, message: str) -> None:
+    import dataclasses
+
+    model = onnx.load(str(fp32_onnx), load_external_data=False)
+    write_metadata(model, dataclasses.replace(read_metadata(model), **{field: value}))
+    with pytest.raises(DSRIRError, match=f"{message}; calibrate the decomposed FP32"):
+        check_calibratable(model, fp32_onnx)
+
+
+def test_cli_writes_the_artefacts_then_reuses_the_ranges(
+    fp32_onnx: Path, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["--onnx", str(fp32_onnx), "--synthetic", str(clean_dir), "--count", str(FRAMES), "--size", "32x32"]
+    args += ["--calibrator", "percentile", "--output-dir", str(out)]
+    assert calibration_main(args) == 0
+    first = capsys.readouterr().out
+    for name in ("ranges.json", "calib.cache", "manifest.json"):
+        assert (out / name).is_file() and str(out / name) in first
+    assert "reusing" not in first and "every quantised conv input has a scale" in first
+    ranges = Ranges.load(out / "ranges.json")
+    assert ranges.calibrator == "percentile" and ranges.settings["percentile"] == 99.99
+    assert calibration_main(args) == 0
+    assert "reusing ranges from" in capsys.readouterr().out
+    dataset = build_calibration_set("synthetic", str(clean_dir), FRAMES, SIZE, seed=0)
+    other = calibration_settings("percentile", 99.9)
+    assert reusable(out / "ranges.json", ranges.model_sha256, dataset, other) is None
+    assert "made with another calibrator settings" in capsys.readouterr().out
+
+
+def test_cli_bad_size_is_one_line(fp32_onnx: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--onnx", str(fp32_onnx), "--synthetic", str(clean_dir), "--size", "36x30"]
+    assert calibration_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --size 36x30: width and height must be multiples of 8") and "\n" not in err
