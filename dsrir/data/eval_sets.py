@@ -233,10 +233,14 @@ def synthetic_sets(
     clean_dir_or_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     tasks: Sequence[str] = DEFAULT_EVAL_TASKS,
     seed: int = 0,
+    crop: int | None = None,
 ) -> list[EvalSet]:
-    """One set per task label, built from clean photos; noise matches :func:`denoise_set` on the same files."""
+    """One set per task label, built from clean photos; noise matches :func:`denoise_set` on the same files.
+
+    ``crop``: centre-crop the clean photo to at most this side before degrading (haze sees the crop's own depth).
+    """
     paths = _clean_paths(clean_dir_or_paths)
-    return [EvalSet(label, [_synthetic_item(path, label, seed) for path in paths]) for label in tasks]
+    return [EvalSet(label, [_synthetic_item(path, label, seed, crop) for path in paths]) for label in tasks]
 
 
 def _check_crop(crop: int) -> None:
