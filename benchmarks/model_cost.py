@@ -2,7 +2,8 @@
 
     python benchmarks/model_cost.py --sizes 256x256 1280x720 --repeats 3 --output model_cost.json
 
-FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, convolutions and matmuls).
+FLOPs are counted by ``dsrir.model.cost`` (``torch.utils.flop_counter``: 2 per multiply-add, convolutions
+and matmuls, on the meta device).
 """
 
 from __future__ import annotations
@@ -13,20 +14,14 @@ import platform
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from dsrir.model import DSRIR, PRESETS
+from dsrir.model.cost import count_flops, count_params
 
 
 def parse_size(text: str) -> tuple[int, int]:
     width, height = (int(v) for v in text.lower().split("x"))
     return width, height
-
-
-def count_flops(model: DSRIR, x: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model.restore(x)
-    return counter.get_total_flops()
 
 
 def time_forward(model: DSRIR, x: torch.Tensor, repeats: int) -> float:
@@ -54,11 +49,11 @@ def main() -> None:
     paper_flops: dict[str, int] = {}
     for preset in args.presets:
         model = DSRIR(PRESETS[preset]).eval()
-        params = sum(p.numel() for p in model.parameters())
+        params = count_params(model)
         for size in args.sizes:
             width, height = parse_size(size)
             x = torch.rand(1, 3, height, width)
-            flops = count_flops(model, x)
+            flops = count_flops(model, height, width)
             seconds = time_forward(model, x, args.repeats)
             if preset == "dsrir":
                 paper_flops[size] = flops

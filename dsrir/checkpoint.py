@@ -4,7 +4,8 @@ Official checkpoints are ``{"epoch", "state_dict", "optimizer"}`` (keys may carr
 ``module.`` prefix from DataParallel). The project writes the same format plus ``preset`` and
 ``config`` so a checkpoint says which architecture it holds; older files without them are
 matched against the presets by their tensor shapes. ``.safetensors`` files keep the preset and
-config in their metadata. Every write is atomic.
+config in their metadata. A pruned network (``train.prune``) records every convolution's width in its
+config (``conv_channels``), so it loads from the file alone like any other. Every write is atomic.
 """
 
 from __future__ import annotations

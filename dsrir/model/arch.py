@@ -2,14 +2,19 @@
 
 Function, parameter names and shapes follow the official release, so its checkpoints load
 with ``strict=True``. Subnets 1 and 2 are the same U-shaped encoder/decoder with 3 and 2
-levels, so one class builds both.
+levels, so one class builds both. A channel-pruned network (``train.prune``) has the same
+modules and parameter names with narrower convolutions, rebuilt from ``config.conv_channels``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
+from dsrir.errors import DSRIRError
 from dsrir.model.config import DSRIRConfig, Grid
 from dsrir.ops.patch_attention import PatchAttention
 
@@ -168,6 +173,51 @@ class USAU(nn.Module):
         return features, restored, var
 
 
+class SplitEmbedding(nn.Module):
+    """``ebd`` as one 3x3 conv per stream, weights sliced from it: the same outputs, bit for bit.
+
+    torch-pruning cannot map channel indices through a conv followed by ``torch.split``
+    (``train.prune`` works on this form); :meth:`merged` turns the pruned result back into the
+    official single ``ebd`` conv, so pruned checkpoints keep the official parameter names.
+    """
+
+    def __init__(self, ebd: nn.Conv2d, sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.streams = nn.ModuleList()
+        for weight in ebd.weight.detach().split(list(sizes)):
+            conv = conv3x3(ebd.in_channels, weight.shape[0])
+            conv.weight = nn.Parameter(weight.clone())
+            self.streams.append(conv)
+
+    def forward(self, img: Tensor) -> list[Tensor]:
+        return [conv(img) for conv in self.streams]
+
+    def merged(self) -> nn.Conv2d:
+        convs = [cast(nn.Conv2d, conv) for conv in self.streams]
+        ebd = conv3x3(convs[0].in_channels, sum(conv.out_channels for conv in convs))
+        ebd.weight = nn.Parameter(torch.cat([conv.weight.detach() for conv in convs]))
+        return ebd
+
+
+def conv_channels(model: nn.Module) -> tuple[tuple[str, int, int], ...]:
+    """``(name, in_channels, out_channels)`` of every convolution: the widths a pruned config records."""
+    return tuple((name, m.in_channels, m.out_channels) for name, m in model.named_modules() if isinstance(m, nn.Conv2d))
+
+
+def resize_convs(model: nn.Module, widths: Sequence[tuple[str, int, int]]) -> None:
+    """Rebuild every convolution with the recorded widths (kernel, padding and bias stay the architecture's)."""
+    convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    recorded = {name for name, _, _ in widths}
+    if recorded != set(convs):
+        odd = sorted(recorded ^ set(convs))
+        raise DSRIRError(f"conv_channels does not list this architecture's convolutions (e.g. {odd[0]!r})")
+    for name, cin, cout in widths:
+        old = convs[name]
+        kernel, padding = cast(tuple[int, int], old.kernel_size), cast(tuple[int, int], old.padding)
+        new = nn.Conv2d(cin, cout, kernel, padding=padding, bias=old.bias is not None)
+        model.set_submodule(name, new)
+
+
 class DSRIR(nn.Module):
     """DSRIR all-in-one restoration network.
 
@@ -178,8 +228,9 @@ class DSRIR(nn.Module):
     def __init__(self, config: DSRIRConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or DSRIRConfig()
-        self.split_sizes = [cfg.sn1_channels, cfg.sn2_channels, cfg.sn3_channels]
-        self.ebd = conv3x3(cfg.in_channels, sum(self.split_sizes))
+        self.ebd: nn.Conv2d | SplitEmbedding = conv3x3(
+            cfg.in_channels, cfg.sn1_channels + cfg.sn2_channels + cfg.sn3_channels
+        )
         self.SN1 = UNetSubnet(cfg.sn1_channels, cfg.sn1_step, cfg.sn1_blocks, cfg.sn1_grids, cfg.reduction)
         self.PRU1 = PRU(cfg.sn1_channels, cfg.reduction)
         self.usau_1 = USAU(cfg.in_channels, cfg.sn1_channels)
@@ -191,14 +242,30 @@ class DSRIR(nn.Module):
         self.SN3 = GroupSubnet(cfg.sn3_channels, cfg.sn3_groups, cfg.sn3_grids, cfg.reduction)
         self.PRU3 = PRU(cfg.sn3_channels, cfg.reduction)
         self.usau_3 = USAU(cfg.in_channels, cfg.sn3_channels)
+        if cfg.conv_channels:
+            resize_convs(self, cfg.conv_channels)
+        self.split_sizes = self._stream_widths()
         # The last USAU's feature branch is never used (the official code computes and drops it).
         # Its weights stay for checkpoint compatibility but are frozen, so DistributedDataParallel
         # does not wait for their gradients.
         for param in (*self.usau_3.conv2.parameters(), *self.usau_3.att_map.parameters()):
             param.requires_grad_(False)
 
+    def _stream_widths(self) -> list[int]:
+        """Widths of the three ``ebd`` streams, read from the layers that take them: pruning narrows
+        streams 2 and 3 independently of their subnets, so ``sn*_channels`` need not hold."""
+        width = self.get_submodule("SN1.encoder1.0.conv1").in_channels
+        return [
+            cast(int, width),
+            self.channel_comp1.in_channels - self.usau_1.conv1.in_channels,
+            self.channel_comp2.in_channels - self.usau_2.conv1.in_channels,
+        ]
+
     def forward(self, img: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        x1, x2, x3 = torch.split(self.ebd(img), self.split_sizes, dim=1)
+        if isinstance(self.ebd, SplitEmbedding):
+            x1, x2, x3 = self.ebd(img)
+        else:
+            x1, x2, x3 = torch.split(self.ebd(img), self.split_sizes, dim=1)
 
         x, img1, var1 = self.usau_1(self.PRU1(self.SN1(x1)), img)
         x = self.channel_comp1(torch.cat([x, x2], dim=1))

@@ -22,6 +22,12 @@ class DSRIRConfig:
 
     ``*_grids`` give the patch-attention grid per encoder level (subnets 1 and 2) or per
     block inside each group (subnet 3, so ``len(sn3_grids)`` is the number of blocks a group).
+
+    ``conv_channels`` records a channel-pruned network: ``(module name, in_channels, out_channels)`` for
+    every convolution (``train.prune`` writes it). Pruning keeps the topology, so the fields above still
+    give blocks, groups and grids while this table gives every width, and ``DSRIR(config)`` rebuilds the
+    pruned network from the config alone. Empty (the presets) means the widths follow the fields above,
+    and it is then left out of :meth:`to_dict`, so unpruned configs serialise as they always did.
     """
 
     in_channels: int = 3
@@ -38,6 +44,7 @@ class DSRIRConfig:
     sn3_channels: int = 64
     sn3_groups: int = 4
     sn3_grids: tuple[Grid, ...] = ((8, 8), (4, 4), (2, 2), (1, 1))
+    conv_channels: tuple[tuple[str, int, int], ...] = ()
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +58,12 @@ class DSRIRConfig:
         for width in widths:
             if width % self.reduction:
                 raise DSRIRError(f"channel width {width} is not a multiple of reduction {self.reduction}")
+        names = [entry[0] for entry in self.conv_channels]
+        if len(set(names)) != len(names):
+            raise DSRIRError("conv_channels names a convolution twice")
+        for entry in self.conv_channels:
+            if len(entry) != 3 or not all(isinstance(v, int) and v > 0 for v in entry[1:]):
+                raise DSRIRError(f"conv_channels entry {list(entry)} is not [name, in_channels, out_channels]")
 
     @property
     def size_multiple(self) -> int:
@@ -64,8 +77,11 @@ class DSRIRConfig:
         return multiple
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return json_safe(dataclasses.asdict(self))
+        """Plain JSON-able dict (tuples become lists); ``conv_channels`` only when pruned."""
+        values = json_safe(dataclasses.asdict(self))
+        if not self.conv_channels:
+            del values["conv_channels"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DSRIRConfig:
