@@ -54,7 +54,7 @@ def calibration_frames(count: int) -> list[np.ndarray]:
 
     capture = cv2.VideoCapture(str(demo_clip_path()))
     rng = np.random.default_rng(0)
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, frame = capture.read()
         if not ok:
