@@ -140,6 +140,33 @@ def test_signal_stops_after_the_step_and_keeps_position(tmp_path: Path, clean_di
     assert (state["epoch"], state["batches_done"]) == (0, 1)
 
 
+def test_ctrl_c_to_the_process_group_with_data_workers_saves_and_exits(tmp_path: Path, clean_dir: Path) -> None:
+    """A terminal's Ctrl-C reaches the data workers too; they must leave the stop to the main process."""
+    argv = tiny_args(clean_dir, tmp_path, "ctrlc", samples_per_epoch=400, workers=1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "train", *argv],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # the signal handlers are installed right after this line
+        if line.startswith("training dsrir-xs"):
+            break
+    checkpoint = tmp_path / "all_in_one" / "models" / "ctrlc" / "model_latest.pth"
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        output = process.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("training hung after Ctrl-C")
+    assert process.returncode == 0, output
+    assert checkpoint.is_file() and latest(tmp_path, "ctrlc")["global_step"] >= 1
+
+
 def test_bad_flags_give_one_line_errors(tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(tiny_args(clean_dir, tmp_path, "x", epoch_chg="1 2")) == 2
     assert "--epoch-chg" in capsys.readouterr().err

@@ -46,8 +46,13 @@ class TrainSummary:
 
 def quiet_worker(_worker_id: int) -> None:
     """One OpenCV thread per data worker: the workers already run in parallel, and OpenCV's own pool
-    on top of them oversubscribes the cores (most of the time then goes to the kernel, not to work)."""
+    on top of them oversubscribes the cores (most of the time then goes to the kernel, not to work).
+
+    Workers ignore SIGINT: Ctrl-C reaches the whole process group, and a worker that stops on it leaves the main
+    process waiting for a batch that never comes instead of finishing its step and saving.
+    """
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Trainer:
