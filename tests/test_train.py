@@ -167,6 +167,22 @@ def test_ctrl_c_to_the_process_group_with_data_workers_saves_and_exits(tmp_path:
     assert checkpoint.is_file() and latest(tmp_path, "ctrlc")["global_step"] >= 1
 
 
+def test_data_workers_start_after_opencv_used_its_threads(tmp_path: Path, clean_dir: Path) -> None:
+    """Workers forked after the trainer used OpenCV's thread pool (as validation does) hung in cv2.setNumThreads."""
+    argv = tiny_args(clean_dir, tmp_path, "forked", samples_per_epoch=4, epochs=2, epoch_chg=2, workers=1)
+    code = (
+        "import cv2, numpy, sys; cv2.setNumThreads(4); "
+        "cv2.GaussianBlur(numpy.zeros((2048, 2048, 3), numpy.float32), (0, 0), 5); "  # starts the pool
+        f"from train.cli import main; sys.exit(main({argv!r}))"
+    )
+    try:
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("training hung when its data worker started")
+    assert result.returncode == 0, result.stderr
+    assert latest(tmp_path, "forked")["global_step"] == 4
+
+
 def test_bad_flags_give_one_line_errors(tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(tiny_args(clean_dir, tmp_path, "x", epoch_chg="1 2")) == 2
     assert "--epoch-chg" in capsys.readouterr().err

@@ -178,6 +178,9 @@ class Trainer:
             drop_last=True,
             pin_memory=self.ctx.device.type == "cuda",
             worker_init_fn=quiet_worker,
+            # Workers forked from this process after it has used OpenCV's thread pool (validation) deadlock in
+            # cv2.setNumThreads; a fork server is a clean process that never ran OpenCV.
+            multiprocessing_context="forkserver" if self.cfg.workers > 0 else None,
         )
 
     # ----------------------------------------------------------------------------- training
