@@ -153,7 +153,7 @@ def test_ctrl_c_to_the_process_group_with_data_workers_saves_and_exits(tmp_path:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert process.stdout is not None
-    for line in process.stdout:  # the signal handlers are installed right after this line
+    for line in process.stdout:  # printed once the signal handlers are installed
         if line.startswith("training dsrir-xs"):
             break
     checkpoint = tmp_path / "all_in_one" / "models" / "ctrlc" / "model_latest.pth"

@@ -230,11 +230,11 @@ class Trainer:
     def run(self) -> TrainSummary:
         cfg = self.cfg
         started = time.time()
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self._log(
             f"training {self.preset} on {self.data.description}; device {self.ctx.device}, "
             f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
         )
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self.model.train()
         epoch, stopped = self.start_epoch - 1, False
         try:
