@@ -238,12 +238,25 @@ def test_bad_input_is_one_line_error(
     assert all(word in lines[0] for word in words), lines[0]
 
 
-def test_missing_model_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_default_model_is_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("runtime.video.DEFAULT_MODEL", tmp_path / "weights" / "dsrir-xs_all_in_one.onnx")
     assert main(["--no-output"]) == 2
-    assert (
-        capsys.readouterr().err.strip() == "error: no --model given: pass an .onnx/.engine/.pth/.safetensors "
-        "(shipped default weights come with issue 7)"
-    )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no --model given and the shipped dsrir-xs_all_in_one.onnx is not in" in lines[0]
+
+
+def test_demo_with_the_shipped_weights_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The quick start: no --model, the demo clip, ONNX Runtime on the CPU, a playable file and the summary."""
+    output, stats = tmp_path / "restored.mp4", tmp_path / "stats.json"
+    argv = ["--input", "demo", "--degrade", "noise", "--output", str(output), "--max-frames", "3", "--warmup", "1"]
+    assert main([*argv, "--no-progress", "--stats", str(stats)]) == 0
+    frames = read_video(output)
+    assert len(frames) == 3 and frames[0].shape == (360, 640, 3)
+    summary = json.loads(stats.read_text())
+    assert summary["backend"] == "onnxruntime" and summary["frames_out"] == 3
+    assert "frames in 3, out 3" in capsys.readouterr().err  # the summary goes with the status line, to stderr
 
 
 def test_backend_chosen_from_suffix() -> None:
