@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dsrir.atomic import atomic_path
+from dsrir.atomic import atomic_path, temporary_beside
 from dsrir.errors import DSRIRError
 from runtime.sources import gstreamer_error, opencv_has_gstreamer, opencv_has_gui
 from runtime.uri import SinkSpec, parse_output
@@ -98,10 +97,7 @@ class VideoFileSink(FrameSink):
         suffix = self.path.suffix.lower()
         if suffix not in CODECS:
             raise DSRIRError(f"--output {str(path)!r}: unsupported video extension; use one of {', '.join(CODECS)}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp{suffix}", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_beside(self.path, f".tmp{suffix}")
         self.codec, self._writer = self._open_writer(CODECS[suffix])
         self.description = f"file {self.path} ({self.codec}, {self.size[0]}x{self.size[1]} @ {self.fps:g} fps)"
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from dsrir.atomic import atomic_path, write_text_atomic
+from dsrir.atomic import FILE_MODE, atomic_path, write_text_atomic
 from dsrir.errors import DSRIRError, error_line
 
 
@@ -36,3 +38,11 @@ def test_error_line_unwraps_worker_tracebacks() -> None:
     )
     assert error_line(wrapped) == "photo.png: not a readable image"
     assert error_line(DSRIRError("plain message")) == "plain message"
+
+
+def test_published_files_get_the_usual_mode_not_mkstemps_owner_only(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    write_text_atomic(target, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == FILE_MODE == 0o666 & ~umask  # mkstemp alone gives 0600
