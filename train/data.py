@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch.utils.data import Dataset
+import cv2
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dsrir.data.eval_sets import EvalSet, pair_validation_set, synthetic_validation_set
 from dsrir.data.pairs import read_pairs_csv, split_holdout
@@ -48,3 +50,34 @@ def build_data(cfg: TrainConfig) -> TrainData:
     validation = pair_validation_set(val_pairs, cfg.val_size, seed=cfg.seed)
     samples = cfg.samples_per_epoch or len(train_pairs)
     return TrainData(train_set, validation, samples, f"{len(train_pairs)} pairs from {csv_path}")
+
+
+def quiet_worker(_worker_id: int) -> None:
+    """One OpenCV thread per data worker: the workers already run in parallel, and OpenCV's own pool
+    on top of them oversubscribes the cores (most of the time then goes to the kernel, not to work).
+
+    Workers ignore SIGINT: Ctrl-C reaches the whole process group, and a worker that stops on it leaves the main
+    process waiting for a batch that never comes instead of finishing its step and saving.
+    """
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def train_loader(
+    dataset: Dataset, batch_size: int, sampler: Sampler, workers: int, pin_memory: bool = False
+) -> DataLoader:
+    """The one way training batches are loaded (train, train.prune, train.qat).
+
+    Workers come from a fork server: forked from a process that has used OpenCV's thread pool (validation does),
+    they deadlock in ``cv2.setNumThreads``.
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=pin_memory,
+        worker_init_fn=quiet_worker,
+        multiprocessing_context="forkserver" if workers > 0 else None,
+    )

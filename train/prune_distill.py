@@ -18,7 +18,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dsrir.errors import DSRIRError
@@ -26,9 +25,8 @@ from dsrir.evaluate import average, evaluate_sets
 from dsrir.losses import DSRIRLoss
 from dsrir.model.arch import DSRIR
 from dsrir.model.restorer import Restorer
-from train.data import TrainData
+from train.data import TrainData, train_loader
 from train.sampler import EpochSampler
-from train.trainer import quiet_worker
 
 MIN_LR = 1e-6
 
@@ -137,14 +135,7 @@ def training_batches(data: TrainData, batch_size: int, workers: int, seed: int) 
     for epoch in itertools.count(1):
         data.train.set_epoch(epoch)  # type: ignore[attr-defined]
         sampler = EpochSampler(data.samples_per_epoch, seed, epoch, batch_size)
-        yield from DataLoader(
-            data.train,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            drop_last=True,
-            worker_init_fn=quiet_worker,
-        )
+        yield from train_loader(data.train, batch_size, sampler, workers)
 
 
 def validation_psnr(model: DSRIR, data: TrainData, device: torch.device, progress: bool) -> float | None:

@@ -51,11 +51,10 @@ from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
 from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
-from train.data import build_data
+from train.data import build_data, train_loader
 from train.distributed import resolve_device
 from train.fake_quant import FakeQuantConv2d, learned_ranges, quantize_model, strip_fake_quant
 from train.sampler import EpochSampler
-from train.trainer import quiet_worker
 
 CHECKPOINT_NAME = "model_qat.pth"
 FP32_NAME = "model_qat_fp32.onnx"
@@ -204,15 +203,7 @@ def build_loader(cfg: TrainConfig, device: torch.device) -> tuple[DataLoader, st
     dataset = data.train
     dataset.set_epoch(1)  # type: ignore[attr-defined]
     sampler = EpochSampler(data.samples_per_epoch, cfg.seed, epoch=1, batch_size=cfg.batch_size[0])
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size[0],
-        sampler=sampler,
-        num_workers=cfg.workers,
-        drop_last=True,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=quiet_worker,
-    )
+    loader = train_loader(dataset, cfg.batch_size[0], sampler, cfg.workers, pin_memory=device.type == "cuda")
     return loader, data.description
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import cv2
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -27,7 +26,7 @@ from dsrir.model.arch import DSRIR
 from dsrir.model.config import DSRIRConfig, get_preset
 from dsrir.model.restorer import Restorer
 from train.config import TrainConfig
-from train.data import build_data
+from train.data import build_data, train_loader
 from train.distributed import DistContext
 from train.sampler import EpochSampler
 from train.schedule import check_progressive, lr_factor, progressive_stage
@@ -42,17 +41,6 @@ class TrainSummary:
     last_checkpoint: Path
     stopped_early: bool
     seconds: float
-
-
-def quiet_worker(_worker_id: int) -> None:
-    """One OpenCV thread per data worker: the workers already run in parallel, and OpenCV's own pool
-    on top of them oversubscribes the cores (most of the time then goes to the kernel, not to work).
-
-    Workers ignore SIGINT: Ctrl-C reaches the whole process group, and a worker that stops on it leaves the main
-    process waiting for a batch that never comes instead of finishing its step and saving.
-    """
-    cv2.setNumThreads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Trainer:
@@ -170,18 +158,7 @@ class Trainer:
             self.ctx.world_size,
             skip_batches=self.batches_done,
         )
-        return DataLoader(
-            dataset,
-            batch_size=batch,
-            sampler=sampler,
-            num_workers=self.cfg.workers,
-            drop_last=True,
-            pin_memory=self.ctx.device.type == "cuda",
-            worker_init_fn=quiet_worker,
-            # Workers forked from this process after it has used OpenCV's thread pool (validation) deadlock in
-            # cv2.setNumThreads; a fork server is a clean process that never ran OpenCV.
-            multiprocessing_context="forkserver" if self.cfg.workers > 0 else None,
-        )
+        return train_loader(dataset, batch, sampler, self.cfg.workers, pin_memory=self.ctx.device.type == "cuda")
 
     # ----------------------------------------------------------------------------- training
     def _step(self, batch: dict[str, Any]) -> dict[str, float]:
