@@ -132,6 +132,26 @@ def test_distillation_steps_reduce_the_loss_and_sigint_stops(teacher: DSRIR, fou
     assert loss() < before
 
 
+def test_train_continues_a_pruned_checkpoint_keeping_its_architecture(
+    found: SearchResult, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A long fine-tune of a pruned network runs in python -m train (bounded, resumable); its checkpoints keep the
+    pruned widths and record no preset name, which would describe a different network."""
+    from train.cli import main as train_main
+
+    pruned = tmp_path / "pruned.pth"
+    save_pth(pruned, official_checkpoint(found.model, None, epoch=0, mode="all_in_one"))
+    argv = ["--synthetic", str(clean_dir), "--resume", str(pruned), "--save-dir", str(tmp_path), "--session", "p"]
+    argv += ["--epochs", "1", "--epoch-chg", "1", "--patch-size", "32", "--batch-size", "2", "--samples-per-epoch"]
+    argv += ["2", "--workers", "0", "--val-epochs", "100", "--val-fraction", "0.2", "--device", "cpu", "--no-progress"]
+    assert train_main(argv) == 0
+    assert "training the checkpoint architecture on" in capsys.readouterr().out
+    latest = tmp_path / "all_in_one" / "models" / "p" / "model_latest.pth"
+    assert torch.load(latest, weights_only=True)["preset"] is None
+    _, weights = load_model(latest)
+    assert weights.config == found.model.config and weights.preset is None
+
+
 def test_cli_prunes_fine_tunes_and_writes_checkpoint_and_summary(
     found: SearchResult,
     clean_dir: Path,

@@ -16,7 +16,7 @@ from dsrir.model.arch import DSRIR
 def save_training_state(
     path: Path,
     model: DSRIR,
-    preset: str,
+    preset: str | None,
     mode: str,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,

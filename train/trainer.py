@@ -53,12 +53,15 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         resume_state = self._resume_state()
-        self.preset = cfg.preset
+        self.preset: str | None = cfg.preset
+        saved_config = (resume_state or {}).get("config")
         if resume_state:  # the checkpoint decides the architecture; official files are matched by shapes
             weights = strip_module_prefix(resume_state["state_dict"])
-            self.preset = resume_state.get("preset") or match_preset(weights) or cfg.preset
-        saved_config = (resume_state or {}).get("config")
-        config = DSRIRConfig.from_dict(saved_config) if saved_config else get_preset(self.preset)
+            self.preset = resume_state.get("preset") or match_preset(weights)
+            if self.preset is None and not saved_config:
+                self.preset = cfg.preset
+        # A recorded config without a preset is a custom architecture, e.g. one from train.prune: it keeps no name.
+        config = DSRIRConfig.from_dict(saved_config) if saved_config else get_preset(self.preset or cfg.preset)
         self.model = DSRIR(config).to(ctx.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=cfg.weight_decay
@@ -99,7 +102,8 @@ class Trainer:
         try:
             self.model.load_state_dict(strip_module_prefix(state["state_dict"]), strict=True)
         except RuntimeError as exc:
-            raise DSRIRError(f"--resume: weights do not fit preset {self.preset}: {str(exc).splitlines()[0]}") from None
+            what = f"preset {self.preset}" if self.preset else "the recorded architecture"
+            raise DSRIRError(f"--resume: weights do not fit {what}: {str(exc).splitlines()[0]}") from None
         if state["optimizer"]:
             self.optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
@@ -209,7 +213,8 @@ class Trainer:
         started = time.time()
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self._log(
-            f"training {self.preset} on {self.data.description}; device {self.ctx.device}, "
+            f"training {self.preset or 'the checkpoint architecture'} on {self.data.description}; "
+            f"device {self.ctx.device}, "
             f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
         )
         self.model.train()
