@@ -1,6 +1,8 @@
-"""FLOPs, parameters and PyTorch eager forward time of each preset, side by side in one run.
+"""FLOPs, parameters and PyTorch eager forward time of each preset (and of checkpoints such as pruned networks),
+side by side in one run.
 
     python benchmarks/model_cost.py --sizes 256x256 1280x720 --repeats 3 --output model_cost.json
+    python benchmarks/model_cost.py --presets dsrir-xs --weights weights/dsrir-xs-p50_all_in_one.safetensors
 
 FLOPs are counted by ``dsrir.model.cost`` (``torch.utils.flop_counter``: 2 per multiply-add, convolutions
 and matmuls, on the meta device).
@@ -12,9 +14,12 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 
+from dsrir.atomic import write_text_atomic
+from dsrir.checkpoint import load_model
 from dsrir.model import DSRIR, PRESETS
 from dsrir.model.cost import count_flops, count_params
 
@@ -38,7 +43,8 @@ def time_forward(model: DSRIR, x: torch.Tensor, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["256x256", "1280x720"], help="WIDTHxHEIGHT")
-    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--weights", nargs="*", type=Path, default=[], help="checkpoints to add, named by file stem")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median reported)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", default="model_cost.json")
@@ -46,17 +52,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     rows = []
-    paper_flops: dict[str, int] = {}
-    for preset in args.presets:
-        model = DSRIR(PRESETS[preset]).eval()
+    paper = DSRIR(PRESETS["dsrir"])  # the share of the paper's network is printed for every row
+    paper_flops = {size: count_flops(paper, *reversed(parse_size(size))) for size in args.sizes}
+    models = [(preset, lambda preset=preset: DSRIR(PRESETS[preset])) for preset in args.presets]
+    models += [(path.stem, lambda path=path: load_model(path)[0]) for path in args.weights]
+    for preset, build in models:
+        model = build().eval()
         params = count_params(model)
         for size in args.sizes:
             width, height = parse_size(size)
             x = torch.rand(1, 3, height, width)
             flops = count_flops(model, height, width)
             seconds = time_forward(model, x, args.repeats)
-            if preset == "dsrir":
-                paper_flops[size] = flops
             rows.append(
                 {
                     "preset": preset,
@@ -72,16 +79,18 @@ def main() -> None:
     print(
         f"\nPyTorch {torch.__version__} eager, {args.threads} thread(s), {platform.processor() or platform.machine()}"
     )
-    print(f"{'preset':<9} {'size':>9} {'params':>10} {'GFLOPs':>9} {'of paper':>8} {'forward s':>10} {'GFLOP/s':>8}")
+    width = max(len(row["preset"]) for row in rows)
+    header = f"{'size':>9} {'params':>10} {'GFLOPs':>9} {'of paper':>8} {'forward s':>10} {'GFLOP/s':>8}"
+    print(f"{'model':<{width}} {header}")
     for row in rows:
-        share = row["gflops"] * 1e9 / paper_flops[row["size"]] if row["size"] in paper_flops else float("nan")
+        share = row["gflops"] * 1e9 / paper_flops[row["size"]]
         row["share_of_paper"] = share
         print(
-            f"{row['preset']:<9} {row['size']:>9} {row['params']:>10,} {row['gflops']:>9.1f} {share:>8.0%} "
+            f"{row['preset']:<{width}} {row['size']:>9} {row['params']:>10,} {row['gflops']:>9.1f} {share:>8.0%} "
             f"{row['seconds']:>10.3f} {row['gflops_per_s']:>8.1f}"
         )
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump({"torch": torch.__version__, "threads": args.threads, "rows": rows}, handle, indent=2)
+    record = {"torch": torch.__version__, "threads": args.threads, "rows": rows}
+    write_text_atomic(Path(args.output), json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -39,20 +39,12 @@ from dsrir.errors import DSRIRError, error_line  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.frames import FrameRunner  # noqa: E402
+from runtime.video import DEFAULT_MODEL  # noqa: E402
 
 Method = Callable[[np.ndarray], np.ndarray]
 COLUMNS = {"dsrir": "DSRIR", "nlm": "NLM", "cbm3d": "CBM3D", "dcp": "DCP"}
 PACKAGES = ("numpy", "scikit-image", "onnxruntime", "onnxruntime-gpu", "torch", "bm3d")
 _NOISE_LABEL = re.compile(r"noise(\d+)")
-
-
-def default_model(folder: Path = Path("weights")) -> Path:
-    """The first ``weights/*.onnx``, else the first ``weights/*.safetensors`` (ONNX first: it needs no torch)."""
-    for pattern in ("*.onnx", "*.safetensors"):
-        found = sorted(folder.glob(pattern))
-        if found:
-            return found[0]
-    raise DSRIRError(f"no --model given and no {folder}/*.onnx or {folder}/*.safetensors found; pass --model FILE")
 
 
 def dsrir_method(model: Path) -> tuple[Method, str]:
@@ -163,7 +155,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="PSNR/SSIM and time per image of DSRIR, NLM, CBM3D and the dark channel prior, side by side.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, help="DSRIR .onnx, .safetensors or .pth (default: first in weights/)")
+    parser.add_argument(
+        "--model", type=Path, help=f"DSRIR .onnx, .safetensors or .pth (default: weights/{DEFAULT_MODEL.name})"
+    )
     parser.add_argument("--photos", type=Path, default=Path("photos/val"), help="folder of clean validation photos")
     parser.add_argument("--crop", type=int, default=512, help="centre crop side (rounded down to a multiple of 8)")
     parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_EVAL_TASKS), help="noise<sigma>, rain, haze")
@@ -179,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.crop < 8:
             raise DSRIRError(f"--crop {args.crop} is smaller than 8")
-        model = args.model or default_model()
+        model = args.model or DEFAULT_MODEL
+        if not model.is_file():
+            raise DSRIRError(f"--model {model}: not found")
         sets = synthetic_sets(args.photos, tasks=args.tasks, seed=args.seed, crop=args.crop)
         dsrir, description = dsrir_method(model)
         cbm3d = has_bm3d()
