@@ -1,6 +1,6 @@
 """DSRIR against the classical methods a user would try instead, on the synthetic evaluation protocol.
 
-    python benchmarks/quality.py --model weights/dsrir-xs_all_in_one.onnx --photos photos/val --crop 512
+    python benchmarks/quality.py --model weights/dsrir-xs-p50_all_in_one.onnx --photos photos/val --crop 512
 
 Clean photos, centre-cropped to ``--crop`` (multiples of 8), get the deterministic degradations of
 ``python -m dsrir.evaluate --synthetic`` (noise at sigma 15/25/50, rain, haze; seeded per image and task) and are
@@ -174,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.crop < 8:
             raise DSRIRError(f"--crop {args.crop} is smaller than 8")
         model = args.model or DEFAULT_MODEL
+        if args.model is None and not model.is_file():
+            raise DSRIRError(f"no --model given and the shipped weights/{model.name} is missing; pass --model FILE")
         if not model.is_file():
             raise DSRIRError(f"--model {model}: not found")
         sets = synthetic_sets(args.photos, tasks=args.tasks, seed=args.seed, crop=args.crop)

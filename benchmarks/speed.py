@@ -5,7 +5,7 @@ frames of the demo clip with the noise/rain/haze mix, a TensorRT engine when ``-
 runs here) and timed through the runtime's own backends, so the numbers are what ``python -m runtime.video``
 gets per frame (inference only: no capture, pre- or post-processing).
 
-    python benchmarks/speed.py --weights weights/dsrir-xs_all_in_one.safetensors
+    python benchmarks/speed.py --weights weights/dsrir-xs-p50_all_in_one.safetensors
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def machine() -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=REPO / "weights" / "dsrir-xs_all_in_one.safetensors")
+    parser.add_argument("--weights", type=Path, default=REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors")
     parser.add_argument("--engine", type=Path, default=None, help="a TensorRT engine of the same weights")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--repeats", type=int, default=3, help="timed frames per variant and size (median)")

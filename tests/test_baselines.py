@@ -123,6 +123,8 @@ def test_quality_benchmark_end_to_end(tmp_path: Path, quality_main: Callable[[li
 def test_quality_benchmark_without_a_model_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], quality_main: Callable
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(quality_main.__globals__, "DEFAULT_MODEL", tmp_path / "weights" / "gone.onnx")
     assert quality_main(["--photos", str(tmp_path)]) == 2
-    assert "no --model given" in capsys.readouterr().err
+    assert "no --model given and the shipped weights/gone.onnx is missing" in capsys.readouterr().err
+    assert quality_main(["--photos", str(tmp_path), "--model", str(tmp_path / "other.onnx")]) == 2
+    assert "other.onnx: not found" in capsys.readouterr().err
