@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from runtime.backends import Backend, open_backend  # noqa: E402
+from runtime.video import DEFAULT_MODEL  # noqa: E402
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920)}
 CALIBRATION_FRAMES = 16
@@ -108,7 +109,9 @@ def machine() -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors")
+    parser.add_argument(
+        "--weights", type=Path, default=DEFAULT_MODEL.with_suffix(".safetensors"), help="checkpoint to time"
+    )
     parser.add_argument("--engine", type=Path, default=None, help="a TensorRT engine of the same weights")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--repeats", type=int, default=3, help="timed frames per variant and size (median)")
