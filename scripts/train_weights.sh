@@ -8,6 +8,8 @@
 # continues from it (--resume), so the weights improve as more GPU time becomes available. Ship a result with
 #   python scripts/ship_weights.py --checkpoint experiments/all_in_one/models/weights-PRESET/model_best.pth \
 #       --name PRESET_all_in_one --note "what changed"
+# The default edge weights are a dsrir-xs result pruned with python -m train.prune and trained on with
+# python -m train --resume pruned.pth (the exact commands are in weights/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-photos}
