@@ -54,10 +54,11 @@ def main() -> None:
     rows = []
     paper = DSRIR(PRESETS["dsrir"])  # the share of the paper's network is printed for every row
     paper_flops = {size: count_flops(paper, *reversed(parse_size(size))) for size in args.sizes}
-    models = [(preset, lambda preset=preset: DSRIR(PRESETS[preset])) for preset in args.presets]
-    models += [(path.stem, lambda path=path: load_model(path)[0]) for path in args.weights]
-    for preset, build in models:
-        model = build().eval()
+    # Checkpoints load before any timing starts, so a bad path fails at once.
+    models = [(preset, DSRIR(PRESETS[preset])) for preset in args.presets]
+    models += [(path.stem, load_model(path)[0]) for path in args.weights]
+    for preset, model in models:
+        model.eval()
         params = count_params(model)
         for size in args.sizes:
             width, height = parse_size(size)
