@@ -8,8 +8,9 @@
 # continues from it (--resume), so the weights improve as more GPU time becomes available. Ship a result with
 #   python scripts/ship_weights.py --checkpoint experiments/all_in_one/models/weights-PRESET/model_best.pth \
 #       --name PRESET_all_in_one --note "what changed"
-# The default edge weights are a dsrir-xs result pruned with python -m train.prune and trained on with
-# python -m train --resume pruned.pth (the exact commands are in weights/README.md).
+# The loss is plain L1 (--loss l1): with the paper's objective a short run on the synthetic mix never learns haze
+# (weights/README.md, "Why haze lags"). The default edge weights are a dsrir-xs result pruned with
+# python -m train.prune and fine-tuned with python -m train --init (the exact commands are in weights/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-photos}
@@ -26,4 +27,4 @@ SESSION=weights-$PRESET
 RESUME=()
 [ -f "experiments/all_in_one/models/$SESSION/model_latest.pth" ] && RESUME=(--resume)
 python -m train --synthetic "$PHOTOS/train" --preset "$PRESET" --session "$SESSION" "${SCHEDULE[@]}" \
-    --warmup-epochs 1 --learning-rate 5e-4 --val-epochs 3 --max-minutes "$MINUTES" "${RESUME[@]}"
+    --loss l1 --warmup-epochs 1 --learning-rate 5e-4 --val-epochs 3 --max-minutes "$MINUTES" "${RESUME[@]}"

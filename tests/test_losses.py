@@ -16,8 +16,10 @@ from dsrir.losses import (
     DSRIRLoss,
     PositiveContrastiveLoss,
     PSNRLoss,
+    StageL1Loss,
     UncertaintyLoss,
     VGG19Features,
+    build_loss,
     find_vgg19_weights,
     load_vgg19_features,
 )
@@ -194,3 +196,41 @@ def test_dsrir_loss_under_bf16_autocast_is_float32(fake_vgg_file: Path) -> None:
     assert total.dtype == torch.float32 and math.isfinite(parts["total"])
     total.backward()
     assert restored[0].grad is not None and restored[0].grad.abs().sum() > 0
+
+
+def _gradient_per_error(criterion: torch.nn.Module, error: float) -> float:
+    """Mean |d loss / d output| per unit of error for an image whose every pixel is off by about ``error``."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 3, 32, 32, generator=gen) * 0.5 + 0.25
+    sign = torch.randint(0, 2, target.shape, generator=gen).float() * 2 - 1
+    restored = [(target + error * sign).requires_grad_(True) for _ in range(3)]
+    variances = [torch.zeros(1, 3, 32, 32, requires_grad=True) for _ in range(3)]
+    total, _ = criterion(restored, variances, target, target)
+    total.backward()
+    return float(restored[0].grad.abs().mean())
+
+
+def test_stage_l1_is_the_mean_l1_of_the_three_stages() -> None:
+    restored, variances, target, degraded = _stage_inputs(5)
+    total, parts = StageL1Loss()(restored, variances, target, degraded)
+    expected = sum(F.l1_loss(r, target) for r in restored) / 3
+    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    assert parts == {"l1": pytest.approx(float(expected)), "total": pytest.approx(float(expected))}
+    total.backward()
+    assert all(r.grad.abs().sum() > 0 for r in restored)
+
+
+def test_l1_pushes_a_hazy_sized_error_as_hard_as_a_noisy_one_where_the_paper_loss_does_not(empty_hub: Path) -> None:
+    # The reason --loss l1 exists: RMSE 0.23 is a 12.8 dB (hazy) image, 0.03 a 30.5 dB (denoised) one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no VGG19 here: the contrastive term is off, as in CPU training
+        paper = build_loss("paper")
+    hazy, noisy = _gradient_per_error(paper, 0.23), _gradient_per_error(paper, 0.03)
+    assert hazy < noisy / 4  # log-MSE: gradient ~ 1/error
+    l1 = build_loss("l1")
+    assert _gradient_per_error(l1, 0.23) == pytest.approx(_gradient_per_error(l1, 0.03), rel=1e-6)
+
+
+def test_build_loss_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="paper, l1"):
+        build_loss("l2")

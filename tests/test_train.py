@@ -292,3 +292,28 @@ def test_csv_training_from_make_csv_and_resume_from_an_official_checkpoint(tmp_p
     state = latest(tmp_path, "cont")
     assert state["epoch"] == 2 and state["global_step"] == 2  # epoch 2 only: 4 samples / batch 2
     assert state["scheduler"]["last_epoch"] == 2
+
+
+def test_init_fine_tunes_the_shipped_edge_weights_with_l1_and_guards_existing_runs(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--init starts a new run from a weights file (here the shipped pruned network: a custom architecture) with
+    a fresh schedule; a tiny learning rate leaves the weights where they started, so the start is checked exactly."""
+    shipped = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"
+    args = tiny_args(clean_dir, tmp_path, "ft", learning_rate=1e-12, min_lr=1e-13, loss="l1")
+    assert main([*args, "--init", str(shipped)]) == 0
+    assert "starting from the weights in" in capsys.readouterr().out
+    blob = latest(tmp_path, "ft")
+    assert blob["epoch"] == 1 and blob["global_step"] == 2 and blob["preset"] is None
+    start, _ = load_model(shipped)
+    tuned, weights = load_model(tmp_path / "all_in_one" / "models" / "ft" / "model_latest.pth")
+    assert weights.config == start.config
+    for name, tensor in start.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[name], tensor, atol=1e-6, rtol=0, msg=name)
+
+    # Running the same command again would restart from the shipped weights and overwrite the run: refused.
+    assert main([*args, "--init", str(shipped)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--init", str(shipped), "--resume"])
+    assert "give only one" in capsys.readouterr().err

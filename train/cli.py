@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsrir.errors import DSRIRError, error_line
+from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
 from train.config import MODE_TASKS, TrainConfig
 from train.distributed import init_distributed, shutdown
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="torchvision VGG19 weights for the contrastive loss; default the torch hub cache file "
         "vgg19-dcbb9e9d.pth; without either the term is disabled",
     )
+    model.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=defaults.loss,
+        help="paper: the official objective; l1: plain L1 on the three stage outputs (AirNet/PromptIR), which lets "
+        "an all-in-one run learn haze (weights/README.md)",
+    )
     model.add_argument("--seed", type=int, default=defaults.seed, help="seed of initialisation and data order")
 
     run = parser.add_argument_group("run")
@@ -88,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         const="latest",
         metavar="CHECKPOINT",
         help="continue from the session's model_latest.pth, or from CHECKPOINT",
+    )
+    run.add_argument(
+        "--init",
+        type=Path,
+        metavar="WEIGHTS",
+        help="fine-tune: start from these weights (.pth or .safetensors) with a fresh optimiser and schedule",
     )
     run.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total (checkpoint kept)")
     run.add_argument(
@@ -111,7 +125,11 @@ def one_line_warning(message: Warning | str, category: type[Warning], *_: object
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = config_from_args(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.init is not None and args.resume is not None:
+        parser.error("--init starts a new run and --resume continues one: give only one")
+    cfg = config_from_args(args)
     warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
     try:
         ctx = init_distributed(cfg.device)
@@ -132,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("latest checkpoint", str(summary.last_checkpoint)),
         ]
         if summary.stopped_early:
-            rows.append(("resume with", "python -m train ... --resume"))
+            rows.append(("resume with", "python -m train ... --resume" + (" (without --init)" if cfg.init else "")))
         print("\n".join(f"{k:<22} {v}" for k, v in rows))
         summary_path = cfg.results_dir / "train_summary.json"
         summary_path.parent.mkdir(parents=True, exist_ok=True)

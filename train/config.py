@@ -36,6 +36,8 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     save_dir: Path = Path("experiments")
     resume: str | None = None
+    init: Path | None = None
+    loss: str = "paper"
     device: str = "auto"
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     max_steps: int | None = None

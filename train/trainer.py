@@ -18,10 +18,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dsrir.checkpoint import match_preset, strip_module_prefix
+from dsrir.checkpoint import match_preset, read_weights, strip_module_prefix
 from dsrir.errors import DSRIRError
 from dsrir.evaluate import average, evaluate_sets, format_table
-from dsrir.losses import DSRIRLoss
+from dsrir.losses import build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.config import DSRIRConfig, get_preset
 from dsrir.model.restorer import Restorer
@@ -80,7 +80,7 @@ class Trainer:
             if ctx.distributed
             else self.model
         )
-        self.criterion = DSRIRLoss(cfg.vgg19_weights).to(ctx.device)
+        self.criterion = build_loss(cfg.loss, cfg.vgg19_weights).to(ctx.device)
         self.data = build_data(cfg)
         # bf16 needs no loss scaling; GPUs without it (before Ampere) train in float32
         use_bf16 = ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -88,6 +88,8 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- resume
     def _resume_state(self) -> dict[str, Any] | None:
+        if self.cfg.init is not None:
+            return self._init_state(self.cfg.init)
         if self.cfg.resume is None:
             return None
         path = self.cfg.model_dir / "model_latest.pth" if self.cfg.resume == "latest" else Path(self.cfg.resume)
@@ -97,6 +99,24 @@ class Trainer:
         done = state.get("batches_done", 0)
         self._log(f"resuming from {path} (epoch {state['epoch']} done, {done} batches into the next)")
         return state
+
+    def _init_state(self, path: Path) -> dict[str, Any]:
+        """Weights only, as a checkpoint at epoch 0 with no optimiser: a fine-tune with its own fresh schedule."""
+        latest = self.cfg.model_dir / "model_latest.pth"
+        if latest.exists():  # starting over would overwrite that run's progress
+            raise DSRIRError(
+                f"--init: session {self.cfg.session} already has {latest}; continue it with --resume "
+                "(without --init) or pick another --session"
+            )
+        weights = read_weights(path)
+        self._log(f"starting from the weights in {path} (fresh optimiser and schedule)")
+        return {
+            "epoch": 0,
+            "state_dict": weights.state_dict,
+            "optimizer": {},
+            "preset": weights.preset,
+            "config": weights.config.to_dict(),
+        }
 
     def _load(self, state: dict[str, Any]) -> None:
         try:
@@ -213,8 +233,8 @@ class Trainer:
         started = time.time()
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self._log(
-            f"training {self.preset or 'the checkpoint architecture'} on {self.data.description}; "
-            f"device {self.ctx.device}, "
+            f"training {self.preset or 'the checkpoint architecture'} on {self.data.description} "
+            f"with the {cfg.loss} loss; device {self.ctx.device}, "
             f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
         )
         self.model.train()
@@ -236,9 +256,7 @@ class Trainer:
                     self.batches_done += 1
                     self.global_step += 1
                     bar.set_postfix(
-                        unc=f"{terms['unc']:.4f}",
-                        psnr=f"{terms['psnr']:.2f}",
-                        pocl=f"{terms['pocl']:.4f}",
+                        {name: f"{value:.4g}" for name, value in terms.items() if name != "total"},
                         lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
                     )
                     out_of_time = cfg.max_minutes is not None and time.time() - started >= 60 * cfg.max_minutes
