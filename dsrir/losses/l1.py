@@ -31,7 +31,6 @@ class StageL1Loss(nn.Module):
         if len(restored) != _STAGES:
             raise ValueError(f"expected {_STAGES} restored images, got {len(restored)}")
         with torch.autocast(device_type=target.device.type, enabled=False):
-            total = sum(F.l1_loss(image.float(), target.float()) for image in restored) / _STAGES
-        assert isinstance(total, torch.Tensor)
+            total = torch.stack([F.l1_loss(image.float(), target.float()) for image in restored]).mean()
         value = float(total.detach())
         return total, {"l1": value, "total": value}
