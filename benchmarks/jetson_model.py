@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.model import DSRIR, PRESETS  # noqa: E402
 from dsrir.model.cost import count_flops, count_params  # noqa: E402
 
@@ -43,7 +44,7 @@ def networks(weights: list[Path]) -> list[tuple[str, DSRIR]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--weights", type=Path, nargs="*", default=[], help="checkpoints to add (e.g. pruned)")
     parser.add_argument("--utilisation", type=float, default=0.25, help="assumed fraction of peak reached")
     parser.add_argument("--measured", type=Path, default=None, help="JSON list of measured Jetson rows to show")

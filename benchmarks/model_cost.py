@@ -20,6 +20,7 @@ import torch
 
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.model import DSRIR, PRESETS
 from dsrir.model.cost import count_flops, count_params
 
@@ -41,7 +42,7 @@ def time_forward(model: DSRIR, x: torch.Tensor, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["256x256", "1280x720"], help="WIDTHxHEIGHT")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--weights", nargs="*", type=Path, default=[], help="checkpoints to add, named by file stem")

@@ -37,6 +37,7 @@ from calibration.ort_int8 import quantize_for_cpu  # noqa: E402
 from calibration.qdq import insert_qdq  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, synthetic_sets  # noqa: E402
 from dsrir.metrics import score  # noqa: E402
 from dsrir.model.cost import SIZE_720P, count_flops, count_params  # noqa: E402
@@ -87,7 +88,7 @@ def cost(checkpoint: Path) -> tuple[int, float]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True, help="FP32 weights (.pth or .safetensors)")
     parser.add_argument("--photos", type=Path, required=True, help="clean validation photos (evaluation set)")
     parser.add_argument("--calib-photos", type=Path, required=True, help="clean photos for INT8 calibration")

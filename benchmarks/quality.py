@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.baselines import BM3D_MISSING, cbm3d_denoise, dark_channel_dehaze, has_bm3d, nlm_denoise  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, EvalSample, synthetic_sets  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
@@ -153,7 +154,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/quality.py",
         description="PSNR/SSIM and time per image of DSRIR, NLM, CBM3D and the dark channel prior, side by side.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model", type=Path, help=f"DSRIR .onnx, .safetensors or .pth (default: weights/{DEFAULT_MODEL.name})"

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from runtime.backends import Backend, open_backend  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
@@ -108,7 +109,7 @@ def machine() -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument(
         "--weights", type=Path, default=DEFAULT_MODEL.with_suffix(".safetensors"), help="checkpoint to time"
     )

@@ -33,6 +33,7 @@ from calibration.dataset import (
 )
 from calibration.ranges import Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.onnx import save_onnx
 from export.trt_version import DEFAULT_TARGET, parse_version, short
@@ -46,7 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m calibration",
         description="Calibrate INT8 ranges of an FP32 DSRIR ONNX export (decomposed patch attention, float I/O) on "
         "frames at the deployment size, and write a TensorRT calibration cache, a Q/DQ ONNX and a CPU INT8 ONNX.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--onnx", required=True, type=Path, help="FP32 ONNX from python -m export.onnx (its defaults)")
     source = parser.add_mutually_exclusive_group(required=True)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.eval_sets import EvalSet, center_crop_to_multiple, denoise_set, rain100l_set, sots_set, synthetic_sets
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import write_image
@@ -126,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m dsrir.evaluate",
         description="Evaluate a DSRIR checkpoint: PSNR/SSIM per task, printed as a table and saved as JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="official .pth or project .safetensors weights")
     parser.add_argument("--mode", choices=list(MODE_TASKS), default="all_in_one", help="which tasks to score")

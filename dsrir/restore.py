@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from dsrir.checkpoint import load_model
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
 from dsrir.model.restorer import Restorer
@@ -48,7 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m dsrir.restore",
         description="Restore noisy, rainy or hazy images with a DSRIR checkpoint (any size, gray/RGB/RGBA).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (same file names)")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dsrir
 from dsrir.atomic import atomic_path
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.engine_graph import PLUGIN_OP, onnx_digest
 from export.engine_plan import (
@@ -40,20 +41,11 @@ from export.trtexec import trtexec_command
 FRONTENDS = ("onnx", "torch-tensorrt")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except the unset ones (their help says what happens instead)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m export.build_engine",
         description="Build a TensorRT engine (and its .json sidecar) from a DSRIR ONNX export, trtexec-style.",
-        formatter_class=_HelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--onnx", type=Path, help="ONNX file from python -m export.onnx")
     parser.add_argument("--output", type=Path, help="engine file to write (default: the ONNX path with .engine)")

@@ -28,6 +28,7 @@ import onnx
 
 import dsrir
 from dsrir.atomic import atomic_path
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.graph_checks import check_graph
 from export.metadata import ExportMetadata, write_metadata
@@ -204,7 +205,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m export.onnx",
         description="Export a DSRIR checkpoint to ONNX (dynamic batch/H/W, H and W multiples of 8) for ONNX "
         "Runtime or TensorRT. INT8 Q/DQ graphs come from calibration.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, type=Path, help="official .pth or project .safetensors")
     parser.add_argument(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from runtime.backends import BACKENDS
 from runtime.backends.trt_buffers import FIT_MODES
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore video with DSRIR in real time (TensorRT, ONNX Runtime or PyTorch).",
         epilog="Exit status: 0 done, 2 usage/input error, 1 other failure, 130 after Ctrl-C and 143 after SIGTERM "
         "(the output is finalised with the frames processed so far; a second Ctrl-C aborts at once).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     io = parser.add_argument_group("input and output")
     io.add_argument(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import cv2
 
+from dsrir.cli_help import DefaultsHelpFormatter
+
 # package -> (folder inside the package, photographs kept). Licences from each package's debian/copyright.
 SOURCES: dict[str, tuple[str, list[str]]] = {
     "lomiri-wallpapers-16.04": (
@@ -118,7 +120,7 @@ def _unpack(package: str, workdir: Path) -> tuple[Path, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("photos"), help="folder for train/, val/, manifest.json")
     parser.add_argument("--long-side", type=int, default=1280, help="resize so the long side is at most this")
     args = parser.parse_args()

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model, save_safetensors  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from export.onnx import ExportOptions, export_checkpoint  # noqa: E402
 
 WEIGHTS_DIR = REPO / "weights"
@@ -34,7 +35,7 @@ def sha256(path: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, help="training checkpoint to ship (omit: re-export NAME)")
     parser.add_argument("--name", required=True, help="file stem under weights/, e.g. dsrir-xs_all_in_one")
     parser.add_argument("--note", default="", help="what changed since the previous weights (kept in the JSON)")

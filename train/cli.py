@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Train DSRIR with the paper's protocol (loss L_unc + L_psnr + 0.2 L_pocl, AdamW, warm-up + cosine, "
             "progressive patches). Several GPUs: torchrun --nproc-per-node N -m train ..."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--mode", choices=list(MODE_TASKS), default=defaults.mode, help="which degradations to learn")

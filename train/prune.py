@@ -25,6 +25,7 @@ import torch
 
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth, save_safetensors
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import DSRIRLoss
 from dsrir.model.arch import DSRIR
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Prune DSRIR's channels to a FLOPs or parameter budget (torch-pruning dependency graph, magnitude "
             "importance), then fine-tune with distillation from the unpruned network."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="the network to prune (.pth or .safetensors)")
     target = parser.add_mutually_exclusive_group(required=True)

@@ -44,6 +44,7 @@ from calibration.qdq import insert_qdq
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import DSRIRLoss
 from dsrir.model.arch import DSRIR
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
             "quantisation initialised from its calibration ranges, then write the FP32 and Q/DQ ONNX graphs and "
             "the learned ranges."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     inputs = parser.add_argument_group("inputs")
     inputs.add_argument("--checkpoint", type=Path, required=True, help="trained weights (.pth or .safetensors)")
