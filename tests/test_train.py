@@ -7,14 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
 from dsrir.checkpoint import load_model
+from dsrir.data.train_set import SyntheticTrainSet
+from dsrir.imageio import list_images
 from dsrir.model import DSRIR, PRESETS
 from train.cli import build_parser, config_from_args, main
+from train.data import build_data
 from train.distributed import DistContext
 from train.sampler import EpochSampler
 from train.schedule import lr_factor, progressive_stage
@@ -317,3 +321,33 @@ def test_init_fine_tunes_the_shipped_edge_weights_with_l1_and_guards_existing_ru
     with pytest.raises(SystemExit):
         main([*args, "--init", str(shipped), "--resume"])
     assert "give only one" in capsys.readouterr().err
+
+
+def test_task_mix_weighs_the_synthetic_tasks_and_rejects_what_it_cannot_weigh(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "mix", task_mix="haze=2 rain=1")))
+    assert cfg.sampled_tasks == ("noise", "rain", "haze", "haze")
+    assert config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "x"))).sampled_tasks == (
+        "noise",
+        "rain",
+        "haze",
+    )
+    assert build_data(cfg).train.tasks == cfg.sampled_tasks  # type: ignore[attr-defined]
+    photos = list_images(clean_dir) * 40
+    drawn = Counter(SyntheticTrainSet(photos, cfg.sampled_tasks, 8, seed=0)[i]["task"] for i in range(240))
+    assert 1.5 < drawn["haze"] / drawn["noise"] < 2.7 and 0.6 < drawn["rain"] / drawn["noise"] < 1.6
+
+    for bad, message in (("haze=0", "TASK=N"), ("fog=2", "TASK=N"), ("haze=1.5", "TASK=N")):
+        with pytest.raises(SystemExit):
+            main(tiny_args(clean_dir, tmp_path, "x", task_mix=bad))
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(tiny_args(clean_dir, tmp_path, "x", task_mix="rain=2", mode="noise"))
+    assert "not a task of --mode noise" in capsys.readouterr().err
+    csv_args = [
+        a for a in tiny_args(clean_dir, tmp_path, "x", task_mix="haze=2") if a not in ("--synthetic", str(clean_dir))
+    ]
+    with pytest.raises(SystemExit):
+        main([*csv_args, "--train-dir", str(tmp_path)])
+    assert "use it with --synthetic" in capsys.readouterr().err

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on synthetic noise/rain/haze made from a folder of clean photos instead of a CSV",
     )
     data.add_argument(
+        "--task-mix",
+        nargs="+",
+        type=task_weight,
+        default=[],
+        metavar="TASK=N",
+        help="with --synthetic: draw TASK N times as often as a task left at 1 (e.g. haze=2; the hardest task "
+        "for a small network, weights/README.md)",
+    )
+    data.add_argument(
         "--samples-per-epoch",
         type=int,
         help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic",
@@ -114,9 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def task_weight(text: str) -> tuple[str, int]:
+    """``haze=2`` -> ("haze", 2): a whole repeat count, as a CSV repeats its rain rows."""
+    task, _, weight = text.partition("=")
+    if task not in MODE_TASKS["all_in_one"] or not weight.isdigit() or int(weight) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TASK=N with TASK one of noise, rain, haze and N >= 1")
+    return task, int(weight)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args).copy()
-    for key in ("epoch_chg", "patch_size", "batch_size"):
+    for key in ("epoch_chg", "patch_size", "batch_size", "task_mix"):
         values[key] = tuple(values[key])
     return TrainConfig(**values)
 
@@ -131,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.init is not None and args.resume is not None:
         parser.error("--init starts a new run and --resume continues one: give only one")
     cfg = config_from_args(args)
+    if cfg.task_mix and cfg.synthetic is None:
+        parser.error("--task-mix weighs the synthetic degradations: use it with --synthetic (a CSV sets its own mix)")
+    if unknown := sorted({task for task, _ in cfg.task_mix} - set(cfg.tasks)):
+        parser.error(f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})")
     warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
     try:
         ctx = init_distributed(cfg.device)

@@ -38,6 +38,7 @@ class TrainConfig:
     resume: str | None = None
     init: Path | None = None
     loss: str = "paper"
+    task_mix: tuple[tuple[str, int], ...] = ()
     device: str = "auto"
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     max_steps: int | None = None
@@ -49,6 +50,12 @@ class TrainConfig:
     @property
     def tasks(self) -> tuple[str, ...]:
         return MODE_TASKS[self.mode]
+
+    @property
+    def sampled_tasks(self) -> tuple[str, ...]:
+        """The tasks a synthetic sample draws from uniformly: each repeated by its ``task_mix`` weight (default 1)."""
+        weights = dict(self.task_mix)
+        return tuple(task for task in self.tasks for _ in range(weights.get(task, 1)))
 
     @property
     def model_dir(self) -> Path:
