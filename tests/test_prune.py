@@ -166,10 +166,11 @@ def test_cli_prunes_fine_tunes_and_writes_checkpoint_and_summary(
     argv = ["--checkpoint", str(checkpoint), "--target-flops", "0.5", "--synthetic", str(clean_dir)]
     argv += ["--steps", "1", "--batch-size", "2", "--patch-size", "32", "--samples-per-epoch", "4"]
     argv += ["--val-fraction", "0.2", "--val-size", "32", "--workers", "0", "--no-progress", "--output", str(output)]
-    assert main(argv) == 0
+    assert main([*argv, "--loss", "l1"]) == 0
     assert "GFLOPs at 1280x720" in capsys.readouterr().out
     summary = json.loads(output.with_suffix(".json").read_text())
     assert summary["finetuning"]["steps"] == 1 and summary["pruned"]["validation_psnr"] is not None
+    assert set(summary["finetuning"]["last_loss"]) == {"distill", "l1", "task", "total"}
     assert summary["pruned"]["params"] < summary["original"]["params"]
     model, weights = load_model(output)
     assert weights.metadata["mode"] == "noise" and model.config == found.model.config

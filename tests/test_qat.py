@@ -260,7 +260,7 @@ def test_cli_fine_tunes_and_writes_a_qdq_graph_matching_the_fake_quant_model(
     out = tmp_path / "qat"
     args = ["--checkpoint", exported.checkpoint, "--ranges", exported.ranges_path, "--onnx", exported.onnx_path]
     args += ["--synthetic", clean_dir, "--steps", 3, "--batch-size", 2, "--patch-size", 32, "--workers", 0]
-    args += ["--learning-rate", 1e-3, "--device", "cpu", "--output-dir", out, "--no-progress"]
+    args += ["--learning-rate", 1e-3, "--loss", "l1", "--device", "cpu", "--output-dir", out, "--no-progress"]
     assert main([str(a) for a in args]) == 0
     printed = capsys.readouterr().out
     assert "Q/DQ vs fake-quant" in printed and "model_qat_qdq.onnx" in printed
@@ -274,6 +274,7 @@ def test_cli_fine_tunes_and_writes_a_qdq_graph_matching_the_fake_quant_model(
     assert any(not torch.equal(v, exported.model.state_dict()[k]) for k, v in model.state_dict().items())
     fp32 = onnx.load(str(out / "model_qat_fp32.onnx"))
     ranges = Ranges.load(out / "ranges_qat.json")
+    assert ranges.settings["loss"] == "l1"
     assert ranges.model_sha256 == hashlib.sha256((out / "model_qat_fp32.onnx").read_bytes()).hexdigest()
     assert set(ranges.activations) <= graph_tensors(fp32) and ranges.settings["steps"] == 3
     assert not set(ranges.activations) & set(exported.ranges.activations) - {"input"}  # other exporter, other names

@@ -27,7 +27,7 @@ from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth, save_safetensors
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from dsrir.losses import DSRIRLoss
+from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.cost import REFERENCE_SIZE, SIZE_720P, count_flops, count_params
 from train.cli import one_line_warning
@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--patch-size", type=int, default=128, help="training patch edge in pixels")
     tune.add_argument("--learning-rate", type=float, default=2e-4, help="AdamW rate, cosine-decayed over the steps")
     tune.add_argument(
-        "--distill-weight", type=float, default=1.0, help="weight of L1(student, teacher) next to the paper loss"
+        "--distill-weight", type=float, default=1.0, help="weight of L1(student, teacher) next to the --loss term"
+    )
+    tune.add_argument(
+        "--loss", choices=LOSSES, default="paper", help="the objective against the clean target (as python -m train)"
     )
     tune.add_argument("--vgg19-weights", type=Path, help="VGG19 weights for the contrastive term (see python -m train)")
     tune.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (pruning itself runs on the CPU)")
@@ -199,7 +202,7 @@ def fine_tune(
     options = DistillOptions(
         steps=steps, learning_rate=args.learning_rate, distill_weight=args.distill_weight, progress=args.progress
     )
-    criterion = DSRIRLoss(args.vgg19_weights).to(device)
+    criterion = build_loss(args.loss, args.vgg19_weights).to(device)
     started = time.perf_counter()
     result = Distiller(student, teacher, criterion, options, device).run(
         training_batches(data, args.batch_size, args.workers, args.seed)

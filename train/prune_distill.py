@@ -1,8 +1,9 @@
 """Fine-tuning a pruned DSRIR with distillation from the unpruned network.
 
-Loss = ``distill_weight`` x L1(student's final image, teacher's final image) + the paper's loss against the
-clean target (:class:`dsrir.losses.DSRIRLoss`): the teacher says what the lost channels used to compute, the
-target keeps the student honest where the teacher is wrong. AdamW with a cosine decay over the steps.
+Loss = ``distill_weight`` x L1(student's final image, teacher's final image) + the training loss against the
+clean target (:func:`dsrir.losses.build_loss`: the paper's or L1): the teacher says what the lost channels used
+to compute, the target keeps the student honest where the teacher is wrong. AdamW with a cosine decay over the
+steps.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from dsrir.errors import DSRIRError
 from dsrir.evaluate import average, evaluate_sets
-from dsrir.losses import DSRIRLoss
 from dsrir.model.arch import DSRIR
 from dsrir.model.restorer import Restorer
 from train.data import TrainData, train_loader
@@ -51,7 +51,7 @@ class Distiller:
     """One optimiser step at a time, so a loop (or a test) decides when to stop."""
 
     def __init__(
-        self, student: DSRIR, teacher: DSRIR, criterion: DSRIRLoss, options: DistillOptions, device: torch.device
+        self, student: DSRIR, teacher: DSRIR, criterion: nn.Module, options: DistillOptions, device: torch.device
     ) -> None:
         self.student, self.teacher, self.criterion, self.device = student, teacher, criterion, device
         self.options = options
@@ -74,9 +74,9 @@ class Distiller:
                 taught = self.teacher.restore(degraded)
             restored, variances = self.student(degraded)
         distill = F.l1_loss(restored[0].float(), taught.float())
-        paper, terms = self.criterion(restored, variances, target, degraded)
-        total = self.options.distill_weight * distill + paper
-        terms = {"distill": float(distill.detach()), **terms, "paper": terms["total"], "total": float(total.detach())}
+        task, terms = self.criterion(restored, variances, target, degraded)
+        total = self.options.distill_weight * distill + task
+        terms = {"distill": float(distill.detach()), **terms, "task": terms["total"], "total": float(total.detach())}
         return total, terms
 
     def step(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -109,9 +109,7 @@ class Distiller:
                 terms = self.step(batch)
                 done += 1
                 bar.update()
-                bar.set_postfix(
-                    distill=f"{terms['distill']:.4f}", psnr=f"{terms['psnr']:.2f}", total=f"{terms['total']:.3f}"
-                )
+                bar.set_postfix({name: f"{value:.4g}" for name, value in terms.items() if name != "task"})
                 if stop:
                     break
             bar.close()

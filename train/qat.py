@@ -1,8 +1,9 @@
 """``python -m train.qat``: quantisation-aware fine-tuning of a trained DSRIR, then its INT8 Q/DQ ONNX graph.
 
-Starts from a checkpoint and the calibration ranges of its FP32 export, and fine-tunes with the paper's loss while
-every INT8 convolution sees the rounding of the deployed graph (:mod:`train.fake_quant`), so the weights (and, by
-default, the activation ranges) adapt to INT8 instead of merely being measured. Writes, in ``--output-dir``:
+Starts from a checkpoint and the calibration ranges of its FP32 export, and fine-tunes with the training loss
+(``--loss``) while every INT8 convolution sees the rounding of the deployed graph (:mod:`train.fake_quant`), so
+the weights (and, by default, the activation ranges) adapt to INT8 instead of merely being measured. Writes, in
+``--output-dir``:
 
 * ``model_qat.pth``: the fine-tuned weights in the official format (plus preset, config, mode, QAT steps and the
   learned ranges keyed by the ``--onnx`` graph's tensors), loadable by every other command;
@@ -46,7 +47,7 @@ from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from dsrir.losses import DSRIRLoss
+from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m train.qat",
         description=(
-            "Quantisation-aware fine-tuning: fine-tune a checkpoint with the paper's loss through INT8 fake "
+            "Quantisation-aware fine-tuning: fine-tune a checkpoint (paper or L1 loss) through INT8 fake "
             "quantisation initialised from its calibration ranges, then write the FP32 and Q/DQ ONNX graphs and "
             "the learned ranges."
         ),
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1e-3,
         help="Adam learning rate of the ranges' log gains (about the relative change per step)",
+    )
+    tuning.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="paper",
+        help="the objective (as python -m train); the shipped weights were fine-tuned with l1",
     )
     tuning.add_argument("--vgg19-weights", type=Path, help="VGG19 weights for the contrastive term (as train)")
     tuning.add_argument("--seed", type=int, default=defaults.seed, help="data order and held-out split")
@@ -222,12 +229,12 @@ def build_optimizer(model: nn.Module, learning_rate: float, scale_learning_rate:
 
 def qat_step(
     model: nn.Module,
-    criterion: DSRIRLoss,
+    criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     degraded: torch.Tensor,
     target: torch.Tensor,
 ) -> dict[str, float]:
-    """One optimiser step on the paper's loss through the fake quantisers; returns the loss terms."""
+    """One optimiser step on the training loss through the fake quantisers; returns the loss terms."""
     restored, variances = model(degraded)
     total, terms = criterion(restored, variances, target, degraded)
     if not math.isfinite(terms["total"]):
@@ -251,7 +258,7 @@ class StopRequest:
 
 def fine_tune(
     model: nn.Module,
-    criterion: DSRIRLoss,
+    criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: Iterable[dict[str, torch.Tensor]],
     device: torch.device,
@@ -269,7 +276,7 @@ def fine_tune(
                 target = batch["target"].to(device, non_blocking=True)
                 terms = qat_step(model, criterion, optimizer, degraded, target)
                 losses.append(terms["total"])
-                bar.set_postfix(loss=f"{terms['total']:.4f}", psnr=f"{terms['psnr']:.2f}")
+                bar.set_postfix({name: f"{value:.4g}" for name, value in terms.items()})
                 if stop.requested:
                     break
     finally:
@@ -374,7 +381,7 @@ def run(args: argparse.Namespace) -> QATSummary:
     quantize_model(model, base, sites, learnable_scales=args.scales == "learnable").to(device)
     quantized = sum(isinstance(m, FakeQuantConv2d) for m in model.modules())
     loader, description = build_loader(train_config(args, mode), device)
-    criterion = DSRIRLoss(args.vgg19_weights).to(device)
+    criterion = build_loss(args.loss, args.vgg19_weights).to(device)
     optimizer = build_optimizer(model, args.learning_rate, args.scale_learning_rate)
     tqdm.write(
         f"QAT of {preset} ({quantized} INT8 convs, {args.scales} ranges) on {description}; device {device}; "
@@ -387,7 +394,7 @@ def run(args: argparse.Namespace) -> QATSummary:
     checkpoint = output_dir / CHECKPOINT_NAME
     ranges = dataclasses.replace(learned_ranges(model, sites, base), model_sha256=base.model_sha256)
     save_checkpoint(checkpoint, model, weights, mode, len(losses), ranges)
-    settings = {"steps": len(losses), "scales": args.scales, "learning_rate": args.learning_rate}
+    settings = {"steps": len(losses), "loss": args.loss, "scales": args.scales, "learning_rate": args.learning_rate}
     parity, files = export_qat(model, preset, mode, base, output_dir, settings)
     window = loss_window(len(losses))
     return QATSummary(
