@@ -7,9 +7,20 @@ import argparse
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show each flag's default, except unset ones (``None``/``False``): their help says what happens instead,
-    and ``(default: None)`` would only add noise."""
+    and ``(default: None)`` would only add noise. A description keeps its paragraphs, and indented lines (usage
+    examples in a module docstring) stay as written instead of being folded into the prose."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default in (None, False):
             return action.help
         return super()._get_help_string(action)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.strip().split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith(" ") for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 
 import pytest
+
+from dsrir.cli_help import DefaultsHelpFormatter
 
 CLI_MODULES = (
     "train.cli",
@@ -29,3 +32,16 @@ def test_help_lists_set_defaults_and_hides_unset_ones(module_name: str, capsys: 
     assert "(default: " in text
     assert "(default: None)" not in text
     assert "(default: False)" not in text
+
+
+def test_description_keeps_paragraphs_and_usage_examples_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="tool",
+        description="First paragraph.\n\nSecond paragraph that\nwraps.\n\n"
+        "    python tool.py --long-flag x \\\n        --more",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    parser.print_help()
+    text = capsys.readouterr().out
+    assert "First paragraph.\n\nSecond paragraph that wraps.\n\n" in text
+    assert "    python tool.py --long-flag x \\\n        --more\n" in text
