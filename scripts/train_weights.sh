@@ -9,7 +9,7 @@
 #   python scripts/ship_weights.py --checkpoint experiments/all_in_one/models/weights-PRESET/model_best.pth \
 #       --name PRESET_all_in_one --note "what changed"
 # The loss is plain L1 (--loss l1): with the paper's objective a short run on the synthetic mix never learns haze
-# (weights/README.md, "Why haze lags"). The default edge weights are a dsrir-xs result pruned with
+# (weights/README.md, "Why haze lags"); hazy samples are drawn twice as often (--task-mix haze=2, edge weights v3). The default edge weights are a dsrir-xs result pruned with
 # python -m train.prune and fine-tuned with python -m train --init (the exact commands are in weights/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +27,5 @@ SESSION=weights-$PRESET
 RESUME=()
 [ -f "experiments/all_in_one/models/$SESSION/model_latest.pth" ] && RESUME=(--resume)
 python -m train --synthetic "$PHOTOS/train" --preset "$PRESET" --session "$SESSION" "${SCHEDULE[@]}" \
-    --loss l1 --warmup-epochs 1 --learning-rate 5e-4 --val-epochs 3 --max-minutes "$MINUTES" "${RESUME[@]}"
+    --loss l1 --task-mix haze=2 --warmup-epochs 1 --learning-rate 5e-4 --val-epochs 3 \
+    --max-minutes "$MINUTES" "${RESUME[@]}"
