@@ -80,6 +80,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "the same frame); peak memory is higher (6 GB for dsrir-xs at 640x360 with 4)",
     )
     parser.add_argument(
+        "--cpu-weight-bits",
+        type=int,
+        choices=(7, 8),
+        default=7,
+        help=f"weights of {CPU_INT8_MODEL}: 7 is right on every CPU and in any ONNX Runtime; 8 is a little more "
+        "precise where u8 x s8 products do not saturate (x86 with VNNI/AMX, ARM), and python -m runtime.video "
+        "halves them to 7 at load on x86 CPUs without VNNI",
+    )
+    parser.add_argument(
         "--trt-version",
         default=DEFAULT_TARGET,
         help="the TensorRT release that reads calib.cache, with its patch number if not 0 (JetPack 6.0: 8.6.2; "
@@ -134,11 +143,14 @@ def write_artefacts(
     ort_int8 = optional_stage("calibration.ort_int8")
     if ort_int8 is None:
         notes.append(f"{CPU_INT8_MODEL}: not written (calibration.ort_int8 is not installed)")
-    elif reused and (out / CPU_INT8_MODEL).is_file():
-        notes.append(f"{CPU_INT8_MODEL}: kept (made with these ranges' model, frames and calibrator)")
+    elif reused and ort_int8.weight_bits_of(out / CPU_INT8_MODEL) == args.cpu_weight_bits:
+        notes.append(f"{CPU_INT8_MODEL}: kept (made with these ranges' model, frames, calibrator and weight bits)")
     else:
         method = "minmax" if args.calibrator == "max" else args.calibrator  # ONNX Runtime's name
-        written.append(ort_int8.quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method))
+        written.append(
+            ort_int8.quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method, args.cpu_weight_bits)
+        )
+        notes.append(f"{CPU_INT8_MODEL}: {args.cpu_weight_bits}-bit weights")
     qdq = optional_stage("calibration.qdq")  # last: it may edit the model it is given
     if qdq is None:
         notes.append(f"{QDQ_MODEL}: not written (calibration.qdq is not installed)")

@@ -2,7 +2,12 @@
 
 A different graph from TensorRT's (:mod:`calibration.qdq`): ORT's integer kernels want unsigned asymmetric
 activations and signed per-channel weights on every op it can quantise (QDQ format), zero points TensorRT rejects.
-On 2 x86 cores the TensorRT-style graph runs slower than FP32 in ORT, this one about twice as fast.
+On 2 x86 cores the TensorRT-style graph runs slower than FP32 in ORT, this one faster.
+
+Weights are 7-bit by default (ORT's ``reduce_range``): u8 x s8 products then never saturate, so the graph is right
+on every CPU, AVX2-only x86 included, in any ONNX Runtime. ``weight_bits=8`` keeps a little more precision for CPUs
+whose kernels do not saturate (x86 with VNNI/AMX, ARM); :mod:`runtime.backends.cpu_int8` halves such weights at
+load on the CPUs that would saturate.
 
 Calibration runs one frame at a time through ORT's calibrator and reaches ``quantize_static`` as its calibration
 cache: handed the frames directly, ORT's histogram calibrators (percentile, entropy) would keep every activation of
@@ -40,6 +45,7 @@ from calibration.ranges import conv_sites, is_quantized_module
 from dsrir.atomic import atomic_path
 from dsrir.errors import DSRIRError, error_line
 from export.metadata import write_metadata
+from runtime.backends.cpu_int8 import FULL_RANGE, REDUCED_RANGE, largest_weight_code
 
 PRECISION = "int8-cpu"
 PURPOSE = "CPU INT8 quantisation"
@@ -48,6 +54,8 @@ METHODS = {
     "percentile": CalibrationMethod.Percentile,
     "entropy": CalibrationMethod.Entropy,
 }
+WEIGHT_BITS = {7: REDUCED_RANGE, 8: FULL_RANGE}  # weight bits -> largest |weight code|
+DEFAULT_WEIGHT_BITS = 7
 
 
 class _OneFeed(CalibrationDataReader):
@@ -61,14 +69,23 @@ class _OneFeed(CalibrationDataReader):
         return feed
 
 
-def quantize_for_cpu(fp32_onnx: Path, frames: Iterable[np.ndarray], output: Path, method: str = "minmax") -> Path:
+def quantize_for_cpu(
+    fp32_onnx: Path,
+    frames: Iterable[np.ndarray],
+    output: Path,
+    method: str = "minmax",
+    weight_bits: int = DEFAULT_WEIGHT_BITS,
+) -> Path:
     """Calibrate the decomposed FP32 export on ``frames`` (each N x 3 x H x W float32 RGB in [0, 1], H and W
-    multiples of 8, read one at a time) with ``method`` and write the uint8 graph to ``output`` atomically.
+    multiples of 8, read one at a time) with ``method`` and write the uint8 graph, with ``weight_bits`` (7 or 8)
+    weights, to ``output`` atomically.
 
     The output keeps the ``dsrir.*`` metadata with precision ``int8-cpu``.
     """
     if method not in METHODS:
         raise DSRIRError(f"calibration method {method!r}: expected one of {', '.join(METHODS)}")
+    if weight_bits not in WEIGHT_BITS:
+        raise DSRIRError(f"CPU INT8 weight bits {weight_bits}: expected one of {', '.join(map(str, WEIGHT_BITS))}")
     if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
         raise DSRIRError(
             f"{PURPOSE} needs quantize_static(calibration_cache_path=...), which this onnxruntime "
@@ -104,6 +121,7 @@ def quantize_for_cpu(fp32_onnx: Path, frames: Iterable[np.ndarray], output: Path
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=weight_bits == 7,  # no int16 saturation without VNNI: runtime.backends.cpu_int8
             nodes_to_exclude=float_nodes(onnx.load(str(prepared))),
             calibrate_method=METHODS[method],
             calibration_cache_path=str(cache),
@@ -113,6 +131,15 @@ def quantize_for_cpu(fp32_onnx: Path, frames: Iterable[np.ndarray], output: Path
     with atomic_path(output) as tmp:
         onnx.save(result, str(tmp), save_as_external_data=False)
     return output
+
+
+def weight_bits_of(path: Path) -> int | None:
+    """7 or 8 for a CPU INT8 graph at ``path`` (from its largest weight code), None if it is absent or unreadable."""
+    try:
+        largest = largest_weight_code(onnx.load(str(path)))
+    except Exception:  # a missing, partial or foreign file is simply made again
+        return None
+    return 7 if 0 < largest <= REDUCED_RANGE else 8 if largest > REDUCED_RANGE else None
 
 
 def float_nodes(model: onnx.ModelProto) -> list[str]:

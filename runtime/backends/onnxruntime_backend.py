@@ -1,5 +1,8 @@
 """ONNX Runtime backend: the best available execution provider, float or uint8 I/O as the graph's metadata says.
 
+The CPU INT8 graph (precision ``int8-cpu``) is first fitted to the running CPU (:mod:`runtime.backends.cpu_int8`):
+its 8-bit weights are halved in memory where ORT's u8 x s8 kernels would saturate; ``description`` says which.
+
 A plugin-flavoured graph (``DSRIR_PatchAttention`` nodes) runs on the CPU through onnxruntime-extensions; that
 path is slow and imports torch (``dsrir.ops``), so it is only taken when such nodes are present.
 """
@@ -15,6 +18,7 @@ import onnx
 
 from dsrir.errors import DSRIRError
 from export.metadata import read_metadata
+from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
 from runtime.backends.trt_buffers import Profile
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -36,7 +40,7 @@ class OrtBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, cpu: CpuFeatures | None = None) -> None:
         import onnxruntime as ort  # type: ignore[import-untyped]
 
         model = onnx.load(str(path))
@@ -50,6 +54,10 @@ class OrtBackend:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         providers = pick_providers(list(ort.get_available_providers()))
         payload: str | bytes = str(path)
+        weights = ""
+        if meta.precision == "int8-cpu":
+            model, how = fit_to_cpu(model, cpu or read_cpu_features())
+            payload, weights = model.SerializeToString(), f", {how}"
         if has_plugin_nodes(model):
             from dsrir.ops.patch_attention_ort import session_options_with_patch_attention, to_contrib_domain
 
@@ -61,7 +69,9 @@ class OrtBackend:
             raise DSRIRError(f"{path}: ONNX Runtime cannot load it: {str(exc).strip().splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.providers = list(self.session.get_providers())
-        self.description = f"onnxruntime {ort.__version__} ({self.providers[0]}), {meta.preset} {meta.precision}"
+        self.description = (
+            f"onnxruntime {ort.__version__} ({self.providers[0]}), {meta.preset} {meta.precision}{weights}"
+        )
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run(None, {self.input_name: batch})[0])
