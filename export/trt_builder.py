@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 HARDWARE_LEVEL_NAMES = {"ampere+": "AMPERE_PLUS", "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
 
 
+def preview_features(version: tuple[int, ...]) -> tuple[str, ...]:
+    """Preview features to enable for ``version``. 8.6: PROFILE_SHARING_0806, so the runtime's two execution
+    contexts can share the one optimisation profile (NvInfer.h at v8.6.1: "defaults to false and will become the
+    default behavior in TensorRT 9.0"); 8.5 has no such feature, 10.x shares always (the enum is deprecated) and
+    11.x removed it."""
+    return ("PROFILE_SHARING_0806",) if tuple(version[:2]) == (8, 6) else ()
+
+
 def network_flag_bits(names: tuple[str, ...]) -> int:
     import tensorrt as trt
 
@@ -56,6 +64,8 @@ def _configure(plan: EnginePlan, builder: trt.Builder, config: trt.IBuilderConfi
     import tensorrt as trt
 
     options = plan.options
+    for feature in preview_features(plan.version):
+        config.set_preview_feature(getattr(trt.PreviewFeature, feature), True)
     for name in plan.precision.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
     if plan.precision.calibration_cache:

@@ -26,7 +26,10 @@ if TYPE_CHECKING:  # the functions get TensorRT objects passed in; importing thi
 
 PLUGIN_VERSION = "1"
 PLUGIN_NAMESPACE = ""
-_handles: list[Any] = []  # keep loaded libraries referenced for the life of the process
+# Each library once per process, kept referenced for its life: IPluginRegistry::loadLibrary "will fail and return
+# nullptr if any of the plugins are already registered" (NvInferRuntimeCommon.h at v10.3.0, line 205), so a second
+# load of the same path (building, then opening the engine in one process) must not reach TensorRT again.
+_loaded: dict[Path, Any] = {}
 
 
 def creator_lookup(major: int) -> str:
@@ -48,19 +51,22 @@ def load_plugin_library(library: Path, mode: str, registry: trt.IPluginRegistry)
     """Load ``library`` so its creator is registered before the ONNX parser (or the runtime) needs it."""
     if not library.is_file():
         raise DSRIRError(f"--plugin-lib {library}: file not found")
+    resolved = library.resolve()
+    if resolved in _loaded:
+        return
     if mode == "static":
         try:
-            _handles.append(ctypes.CDLL(str(library.resolve()), mode=ctypes.RTLD_GLOBAL))
+            _loaded[resolved] = ctypes.CDLL(str(resolved), mode=ctypes.RTLD_GLOBAL)
         except OSError as exc:
             raise DSRIRError(f"--plugin-lib {library}: cannot load it ({exc})") from None
         return
-    handle = registry.load_library(str(library.resolve()))
+    handle = registry.load_library(str(resolved))
     if handle is None:
         raise DSRIRError(
             f"--plugin-lib {library}: IPluginRegistry.load_library refused it (a default build registers itself "
             f"statically: use --plugin-mode static, or build with -DDSRIR_TRT_STATIC_REGISTRATION=0)"
         )
-    _handles.append(handle)
+    _loaded[resolved] = handle
 
 
 def has_creator(registry: trt.IPluginRegistry, major: int) -> bool:

@@ -4,11 +4,20 @@ Two slots (execution context + stream + buffers each) let one frame's copies and
 frame's (``submit``/``collect``); on an integrated GPU (Jetson) host buffers are mapped into the device address
 space, so no copies are made. Buffers are sized once for the profile maximum; every shape and size decision is
 in :mod:`runtime.backends.trt_buffers`. pycuda is imported only here, when an engine is opened.
+
+CUDA contexts are per thread, and the backend is opened on one thread and fed from another (``runtime.pipeline``'s
+``dsrir-infer``). Everything runs in device 0's *primary* context, the one TensorRT's CUDA runtime uses, pushed
+on the calling thread for the duration of each call (``pycuda.autoinit`` would make a private context current on
+the importing thread only). On TensorRT 8.x a second execution context gets no optimisation profile unless the
+engine shares it (8.6, ``PROFILE_SHARING_0806``) or has one per slot; otherwise fewer slots run, and the
+description says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +27,23 @@ import numpy as np
 from dsrir.errors import DSRIRError
 from export.engine_io import io_tensors, load_engine
 from export.trt_version import require_tensorrt
-from runtime.backends.trt_buffers import BufferPlan, Profile, needs_realloc, plan_buffers, profile_from_shapes
+from runtime.backends.trt_buffers import (
+    BufferPlan,
+    Profile,
+    needs_realloc,
+    plan_buffers,
+    profile_candidates,
+    profile_from_shapes,
+)
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
 SLOTS = 2
+SHARING_HINT = (
+    "TensorRT 8.x gives a second execution context no optimisation profile unless the engine shares it (8.6, built "
+    "by export.build_engine) or has one per slot"
+)
 PYCUDA_HINT = "the TensorRT backend needs pycuda: pip install pycuda (on Jetson: with CUDA on PATH)"
 
 
@@ -33,6 +53,7 @@ class Slot:
 
     context: trt.IExecutionContext
     stream: Any
+    profile: int = 0
     host_in: np.ndarray | None = None
     host_out: np.ndarray | None = None
     device_in: Any = None
@@ -42,13 +63,21 @@ class Slot:
     busy: bool = False
 
 
-def _cuda() -> Any:
-    """pycuda's driver module with a context made current (pycuda.autoinit)."""
+def _cuda() -> tuple[Any, Any]:
+    """pycuda's driver module and device 0's primary context (retained, not yet current anywhere)."""
     try:
-        importlib.import_module("pycuda.autoinit")
-        return importlib.import_module("pycuda.driver")
+        cuda = importlib.import_module("pycuda.driver")
     except ImportError:
         raise DSRIRError(PYCUDA_HINT) from None
+    cuda.init()
+    return cuda, cuda.Device(0).retain_primary_context()
+
+
+def _numpy_dtype(dtype: trt.DataType) -> np.dtype:
+    """The numpy type of a TensorRT tensor type (``tensorrt.nptype``; the stubs leave it untyped)."""
+    import tensorrt as trt
+
+    return np.dtype(trt.nptype(dtype))  # type: ignore[no-untyped-call]
 
 
 def _dims(dims: trt.Dims) -> tuple[int, ...]:
@@ -72,9 +101,27 @@ class TrtBackend:
 
     def __init__(self, path: Path, plugin_lib: str | Path | None = None) -> None:
         require_tensorrt()  # the stubs import too: say "not installed" before asking for pycuda
+        self.cuda, self.cuda_context = _cuda()
+        self.slots: list[Slot] = []
+        try:
+            with self._current():
+                self._open(path, plugin_lib)
+        except BaseException:
+            self.cuda_context.detach()
+            raise
+
+    @contextlib.contextmanager
+    def _current(self) -> Iterator[None]:
+        """The primary context current on the calling thread for the duration (CUDA contexts are per thread)."""
+        self.cuda_context.push()
+        try:
+            yield
+        finally:
+            self.cuda.Context.pop()
+
+    def _open(self, path: Path, plugin_lib: str | Path | None) -> None:
         import tensorrt as trt
 
-        self.cuda = _cuda()
         self.engine, sidecar = load_engine(path, plugin_lib)
         names = io_tensors(self.engine)
         inputs = [name for name, mode in names.items() if mode == "input"]
@@ -82,9 +129,11 @@ class TrtBackend:
         if len(inputs) != 1 or not outputs:
             raise DSRIRError(f"{path}: expected one input and an output, found inputs {inputs} and outputs {outputs}")
         self.input_name, self.output_name = inputs[0], outputs[0]
-        uint8 = self.engine.get_tensor_dtype(self.input_name) == trt.DataType.UINT8
+        # The engine's own I/O types (an FP16-I/O engine has HALF tensors), never assumed.
+        self.dtype = _numpy_dtype(self.engine.get_tensor_dtype(self.input_name))
+        self.out_dtype = _numpy_dtype(self.engine.get_tensor_dtype(self.output_name))
+        uint8 = self.dtype == np.uint8
         self.io, self.layout = ("uint8", "nhwc") if uint8 else ("float", "nchw")
-        self.dtype = np.dtype(np.uint8 if uint8 else np.float32)
         shapes = self.engine.get_tensor_profile_shape(self.input_name, 0)
         low, opt, high = (_dims(dims) for dims in shapes)
         self.profile: Profile | None = profile_from_shapes(low, opt, high, self.layout)
@@ -92,25 +141,42 @@ class TrtBackend:
         self.precision = sidecar.precision if sidecar else "unknown"
         device = self.cuda.Context.get_device()
         self.zero_copy = bool(device.get_attribute(self.cuda.device_attribute.INTEGRATED))
-        self.slots = [self._slot() for _ in range(SLOTS)]
+        for index in range(SLOTS):
+            slot = self._slot(index)
+            if slot is None:
+                break
+            self.slots.append(slot)
+        if not self.slots:
+            raise DSRIRError(f"{path}: TensorRT gave the execution context no optimisation profile")
+        self.slots_in_flight = len(self.slots)
         self.next_slot = 0
-        self.description = f"tensorrt {trt.__version__} ({device.name()}), {self.precision}"
+        fewer = "" if len(self.slots) == SLOTS else f", {len(self.slots)} slot: {SHARING_HINT}"
+        self.description = f"tensorrt {trt.__version__} ({device.name()}), {self.precision}{fewer}"
 
-    def _slot(self) -> Slot:
+    def _slot(self, index: int) -> Slot | None:
+        """Execution context ``index`` with a stream and an optimisation profile; None when no profile is free."""
         context = self.engine.create_execution_context()
         if context is None:
             raise DSRIRError("TensorRT could not create an execution context (out of GPU memory?)")
-        return Slot(context, self.cuda.Stream())
+        stream = self.cuda.Stream()
+        profile = int(context.active_optimization_profile)
+        if profile < 0:  # TensorRT 8.x: profile 0 is held by another context
+            candidates = profile_candidates(index, self.engine.num_optimization_profiles)
+            profile = next((p for p in candidates if context.set_optimization_profile_async(p, stream.handle)), -1)
+        if profile < 0:
+            del context
+            return None
+        return Slot(context, stream, profile)
 
     def _allocate(self, slot: Slot, hw: tuple[int, int]) -> None:
         """Buffers for the profile maximum (or this frame, when larger than what is allocated)."""
         largest = self.profile.max_hw if self.profile and self.profile.max_hw else hw
-        wanted = plan_buffers(largest, self.dtype, self.layout)
+        wanted = plan_buffers(largest, self.dtype, self.layout, output_dtype=self.out_dtype)
         if not needs_realloc(slot.plan, wanted):
             return
         cuda = self.cuda
         slot.host_in, slot.device_in = _pinned(cuda, wanted.input_shape, self.dtype, self.zero_copy)
-        slot.host_out, slot.device_out = _pinned(cuda, wanted.output_shape, self.dtype, self.zero_copy)
+        slot.host_out, slot.device_out = _pinned(cuda, wanted.output_shape, self.out_dtype, self.zero_copy)
         if not self.zero_copy:
             slot.device_in = cuda.mem_alloc(wanted.input_bytes)
             slot.device_out = cuda.mem_alloc(wanted.output_bytes)
@@ -118,6 +184,10 @@ class TrtBackend:
 
     def submit(self, batch: np.ndarray) -> int:
         """Start one frame on the next free slot; returns the slot to ``collect``."""
+        with self._current():
+            return self._submit(batch)
+
+    def _submit(self, batch: np.ndarray) -> int:
         index = self.next_slot
         slot = self.slots[index]
         if slot.busy:  # its frame would be overwritten before anyone collected it
@@ -129,7 +199,7 @@ class TrtBackend:
             raise DSRIRError(f"the engine does not accept input shape {batch.shape} (profile {self.profile})")
         slot.out_shape = _dims(slot.context.get_tensor_shape(self.output_name))
         flat_in = slot.host_in.reshape(-1)[: batch.size].reshape(batch.shape)
-        np.copyto(flat_in, batch)
+        np.copyto(flat_in, batch, casting="same_kind")  # float32 frames into a HALF input too
         slot.context.set_tensor_address(self.input_name, int(slot.device_in))
         slot.context.set_tensor_address(self.output_name, int(slot.device_out))
         if not self.zero_copy:
@@ -140,23 +210,34 @@ class TrtBackend:
             count = int(np.prod(slot.out_shape))
             self.cuda.memcpy_dtoh_async(slot.host_out.reshape(-1)[:count], slot.device_out, slot.stream)
         slot.busy = True
-        self.next_slot = (index + 1) % SLOTS
+        self.next_slot = (index + 1) % len(self.slots)
         return index
 
     def collect(self, index: int) -> np.ndarray:
-        """Wait for slot ``index`` and return a copy of its output (the slot's buffers are reused)."""
+        """Wait for slot ``index`` and return a copy of its output (the slot's buffers are reused); float outputs
+        come back as float32 whatever the engine's output type."""
         slot = self.slots[index]
-        slot.stream.synchronize()
+        with self._current():
+            slot.stream.synchronize()
         slot.busy = False
         assert slot.host_out is not None
         count = int(np.prod(slot.out_shape))
-        return np.array(slot.host_out.reshape(-1)[:count].reshape(slot.out_shape))
+        output = slot.host_out.reshape(-1)[:count].reshape(slot.out_shape)
+        return output.astype(np.float32) if self.io == "float" else np.array(output)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.collect(self.submit(batch))
 
     def close(self) -> None:
-        for slot in self.slots:
-            if slot.busy:
-                slot.stream.synchronize()
-        self.slots = []
+        """Finish what is in flight and free the buffers, streams and contexts in the context that owns them."""
+        if not self.slots:
+            return
+        with self._current():
+            for slot in self.slots:
+                if slot.busy:
+                    slot.stream.synchronize()
+                if not self.zero_copy and slot.plan is not None:
+                    slot.device_in.free()
+                    slot.device_out.free()
+            self.slots = []
+        self.cuda_context.detach()  # releases the retained primary context

@@ -105,14 +105,32 @@ def fit_frame(hw: tuple[int, int], multiple: int, profile: Profile | None, mode:
     return FitPlan("tile", tile, tuple((top, left) for top in tops for left in lefts))
 
 
-def plan_buffers(hw: tuple[int, int], dtype: np.dtype | type, layout: str, batch: int = 1) -> BufferPlan:
+def plan_buffers(
+    hw: tuple[int, int],
+    dtype: np.dtype | type,
+    layout: str,
+    batch: int = 1,
+    output_dtype: np.dtype | type | None = None,
+) -> BufferPlan:
     """Binding shapes and sizes for a network-sized (padded) ``hw``; size buffers with the profile maximum so a
-    later, smaller frame reuses them."""
+    later, smaller frame reuses them. ``output_dtype`` defaults to the input's (the engine says each)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: expected one of {LAYOUTS}")
     shape = (batch, 3, hw[0], hw[1]) if layout == "nchw" else (batch, hw[0], hw[1], 3)
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return BufferPlan(shape, shape, size, size)
+    count = int(np.prod(shape))
+    out_itemsize = np.dtype(output_dtype if output_dtype is not None else dtype).itemsize
+    return BufferPlan(shape, shape, count * np.dtype(dtype).itemsize, count * out_itemsize)
+
+
+def profile_candidates(slot: int, profiles: int) -> list[int]:
+    """Optimisation profiles to try for execution context ``slot`` whose engine has ``profiles`` profiles.
+
+    Profile 0 first: every context shares it on TensorRT 10+, and on 8.6 when the engine was built with
+    ``PreviewFeature.PROFILE_SHARING_0806``. Otherwise (8.5, or 8.6 without sharing) a profile serves one context
+    at a time (NvInferRuntime.h at v8.6.1, ``createExecutionContext``/``getOptimizationProfile``), so the slot's
+    own profile comes next when the engine has one per slot.
+    """
+    return [0] + ([slot] if 0 < slot < profiles else [])
 
 
 def needs_realloc(current: BufferPlan | None, wanted: BufferPlan) -> bool:

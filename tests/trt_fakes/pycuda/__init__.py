@@ -1,0 +1,1 @@
+"""Fake pycuda (tests/trt_fakes/README.md): enforces per-thread CUDA contexts."""
