@@ -58,11 +58,12 @@ class OrtBackend:
         if meta.precision == "int8-cpu":
             model, how = fit_to_cpu(model, cpu or read_cpu_features())
             payload, weights = model.SerializeToString(), f", {how}"
-        if has_plugin_nodes(model):
-            from dsrir.ops.patch_attention_ort import session_options_with_patch_attention, to_contrib_domain
+        if has_plugin_nodes(model):  # the exporter's parity check's own CPU path, FP16 graphs included
+            from dsrir.ops.patch_attention_ort import session_options_with_patch_attention
+            from export.plugin_nodes import for_cpu_check
 
             options = session_options_with_patch_attention(options)
-            payload, providers = to_contrib_domain(model).SerializeToString(), ["CPUExecutionProvider"]
+            payload, providers = for_cpu_check(model).SerializeToString(), ["CPUExecutionProvider"]
         try:
             self.session = ort.InferenceSession(payload, options, providers=providers)
         except Exception as exc:  # ORT's own errors are multi-line; keep the first line
