@@ -4,17 +4,19 @@
 # only extracts `include/` from a NVIDIA/TensorRT git checkout into a temporary folder outside this repository
 # and runs our CMake build with DSRIR_TRT_COMPILE_ONLY=ON (an OBJECT library, no libnvinfer).
 #
-#   scripts/check_plugin_headers.sh /path/to/NVIDIA/TensorRT [TAG ...]      (default tags: v8.6.1 v10.3.0 v11.1)
+#   scripts/check_plugin_headers.sh /path/to/NVIDIA/TensorRT [TAG ...]
+#   (default tags: 8.5.3 v8.6.1 v10.3.0 v10.16 v11.1; NVIDIA's 8.5 tags have no leading v)
 #
 # A tag passes when the object compiles with zero warnings (-Wall -Wextra, TensorRT headers as system includes)
-# and exports, with C linkage, setLoggerFinder plus getPluginCreators (TensorRT 8.x, IPluginV2DynamicExt path)
-# or getCreators (TensorRT >= 10, IPluginV3 path). Exit status 0 when every tag passes.
+# and exports with C linkage exactly the entry points of its version: getPluginCreators (TensorRT 8.x,
+# IPluginV2DynamicExt path) or getCreators (TensorRT >= 10, IPluginV3 path), plus setLoggerFinder from 8.6 (8.5
+# has no ILoggerFinder); the other names must be absent. Exit status 0 when every tag passes.
 # Environment: JOBS (parallel build jobs, default 2), DSRIR_CUDA_ARCH (default 87-real),
 # DSRIR_KEEP_TMP=1 keeps the temporary folder for inspection.
 set -u -o pipefail
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then
@@ -26,7 +28,7 @@ trt_repo=$1
 shift
 tags=("$@")
 if [[ ${#tags[@]} -eq 0 ]]; then
-    tags=(v8.6.1 v10.3.0 v11.1)
+    tags=(8.5.3 v8.6.1 v10.3.0 v10.16 v11.1)
 fi
 jobs=${JOBS:-2}
 cuda_arch=${DSRIR_CUDA_ARCH:-87-real}
@@ -81,19 +83,30 @@ for tag in "${tags[@]}"; do
         failures=$((failures + 1))
         continue
     fi
-    # NV_TENSORRT_MAJOR is a number up to 10.x; from 11.x it is defined as TRT_MAJOR_ENTERPRISE
+    # NV_TENSORRT_MAJOR/MINOR are numbers in older headers; newer ones (10.16, 11.x) define them as
+    # TRT_MAJOR_ENTERPRISE/TRT_MINOR_ENTERPRISE, which hold the numbers
     major=$(sed -nE 's/^#define (NV_TENSORRT_MAJOR|TRT_MAJOR_ENTERPRISE) ([0-9]+).*/\2/p' \
         "$dir/include/NvInferVersion.h" | head -n 1)
-    if [[ -z "$major" ]]; then
+    minor=$(sed -nE 's/^#define (NV_TENSORRT_MINOR|TRT_MINOR_ENTERPRISE) ([0-9]+).*/\2/p' \
+        "$dir/include/NvInferVersion.h" | head -n 1)
+    if [[ -z "$major" || -z "$minor" ]]; then
         summary+=("$(printf '%-10s FAIL  no version in NvInferVersion.h' "$tag")")
         failures=$((failures + 1))
         continue
     fi
+    version="$major.$minor"
     if ((major >= 10)); then
         expected=(getCreators setLoggerFinder)
+        forbidden=(getPluginCreators)
         path="IPluginV3"
-    else
+    elif ((major == 8 && minor >= 6)); then
         expected=(getPluginCreators setLoggerFinder)
+        forbidden=(getCreators)
+        path="IPluginV2DynamicExt"
+    else
+        # ILoggerFinder and IPluginRegistry::loadLibrary (the caller of setLoggerFinder) appear in 8.6
+        expected=(getPluginCreators)
+        forbidden=(getCreators setLoggerFinder)
         path="IPluginV2DynamicExt"
     fi
 
@@ -122,22 +135,30 @@ for tag in "${tags[@]}"; do
     errors=$(grep -c 'error' "$work/plugin-$tag.log")
     object="$build/$plugin_object_rule"
     missing=()
+    unexpected=()
     if [[ $rc -eq 0 && -f "$object" ]]; then
+        symbols=$(nm "$object")
         for symbol in "${expected[@]}"; do
             # C linkage: the plain, unmangled name is a defined text symbol
-            if ! nm "$object" | grep -qE "^[0-9a-f]+ T ${symbol}\$"; then
+            if ! grep -qE "^[0-9a-f]+ T ${symbol}\$" <<< "$symbols"; then
                 missing+=("$symbol")
             fi
         done
+        for symbol in "${forbidden[@]}"; do
+            if grep -qE " ${symbol}\$" <<< "$symbols"; then
+                unexpected+=("$symbol")
+            fi
+        done
     fi
-    if [[ $rc -ne 0 || $warnings -ne 0 || ${#missing[@]} -ne 0 ]]; then
+    if [[ $rc -ne 0 || $warnings -ne 0 || ${#missing[@]} -ne 0 || ${#unexpected[@]} -ne 0 ]]; then
         grep -E 'warning|error' "$work/plugin-$tag.log" | head -n 40
         [[ $rc -ne 0 ]] && tail -n 20 "$work/plugin-$tag.log"
-        summary+=("$(printf '%-10s FAIL  TensorRT %s.x, %s path: exit %d, %d warnings, %d errors%s%s' "$tag" "$major" \
-            "$path" "$rc" "$warnings" "$errors" "${missing[*]:+, missing exports: ${missing[*]}}" "$note")")
+        summary+=("$(printf '%-10s FAIL  TensorRT %s, %s path: exit %d, %d warnings, %d errors%s%s%s' "$tag" \
+            "$version" "$path" "$rc" "$warnings" "$errors" "${missing[*]:+, missing exports: ${missing[*]}}" \
+            "${unexpected[*]:+, unexpected symbols: ${unexpected[*]}}" "$note")")
         failures=$((failures + 1))
     else
-        summary+=("$(printf '%-10s PASS  TensorRT %s.x, %s path: 0 warnings, exports %s%s' "$tag" "$major" "$path" \
+        summary+=("$(printf '%-10s PASS  TensorRT %s, %s path: 0 warnings, exports %s%s' "$tag" "$version" "$path" \
             "${expected[*]}" "$note")")
     fi
     rm -rf "$build"

@@ -13,9 +13,10 @@
  * Kernels 1 and 3 read V elements at a time (16-byte vectors when the cell width and the pointers allow,
  * else 8, 4 bytes or scalars); a vector never crosses a cell edge because the cell width is a multiple of V.
  * Their per-thread loops are __host__ __device__ functions so that the indexing can be exercised on a CPU.
- * Workspace layout: sums, then attn, each rounded up to 256 bytes.
+ * Workspace layout: sums, then attn, each rounded up to 256 bytes (patchAttentionShapeMath.h, shared with the plugin).
  */
 #include "patchAttentionKernel.h"
+#include "patchAttentionShapeMath.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -34,9 +35,8 @@ constexpr int kScaleThreads = 256;
 static_assert(kSumThreads == kScaleThreads, "forward() sizes both grids from one resident-block count");
 static_assert(kSumThreads % 32 == 0 && kMlpThreads % 32 == 0, "whole warps: the reductions shuffle full warps");
 constexpr int kWarp = 32;
-constexpr size_t kRegionAlign = 256;
-// Rows, planes and cell counts are indexed with int: keep them under 2^30 so that a loop index plus a
-// grid stride cannot overflow either.
+// Rows and planes are indexed with int: keep them under 2^30 so that a loop index plus a grid stride cannot
+// overflow either. Cell counts (no grid-stride loop) stay under 2^31: kPA_MAX_CELLS, patchAttentionShapeMath.h.
 constexpr long long kIndexLimit = 1LL << 30;
 // The MLP keeps the C means and the hidden activations in shared memory: at most the default 48 KB.
 constexpr long long kMaxMlpFloats = 48 * 1024 / sizeof(float);
@@ -90,11 +90,6 @@ __host__ __device__ inline Vec<T, V> loadVec(T const* p)
 long long ceilDiv(long long a, long long b)
 {
     return (a + b - 1) / b;
-}
-
-size_t alignUp(size_t bytes)
-{
-    return (bytes + kRegionAlign - 1) / kRegionAlign * kRegionAlign;
 }
 
 long long cellCount(PatchAttentionShape const& s)
@@ -238,7 +233,7 @@ CellSumPlan planCellSum(PatchAttentionShape const& s, long long residentBlocks)
     long long const total = cells * cellArea;
     long long const wanted = std::max(2 * residentBlocks, ceilDiv(total, kMaxItemElems));
     long long const maxBySize = std::max(cellArea / kMinItemElems, 1LL);
-    long long const maxByGrid = 0x7FFFFFFFLL / cells; // >= 1: cells < 2^30
+    long long const maxByGrid = kPA_MAX_CELLS / cells; // >= 1 because patchAttentionCheckShape keeps cells <= 2^31 - 1
     long long const chunks = std::min({ceilDiv(wanted, cells), maxBySize, maxByGrid, static_cast<long long>(cellH)});
     int const rowsPerChunk = static_cast<int>(ceilDiv(cellH, chunks));
     int const finalChunks = static_cast<int>(ceilDiv(cellH, rowsPerChunk));
@@ -451,7 +446,7 @@ cudaError_t forward(T const* res, T const* skip, float const* w1, float const* b
     int const cellW = s.w / s.gridW;
     long long const cells = cellCount(s);
     float* sums = static_cast<float*>(workspace);
-    float* attn = reinterpret_cast<float*>(static_cast<char*>(workspace) + alignUp(cells * sizeof(float)));
+    float* attn = reinterpret_cast<float*>(static_cast<char*>(workspace) + patchAttentionRegionBytes(cells));
 
     long long resident = 0;
     cudaError_t err = residentBlocks(kSumThreads, &resident);
@@ -491,7 +486,8 @@ cudaError_t forward(T const* res, T const* skip, float const* w1, float const* b
 
 } // namespace
 
-//! Beyond the header's rules: H * W and N * C * H under 2^30 (int indexing), C + hidden <= 12288 (MLP shared memory).
+//! Beyond the header's rules: H * W and N * C * H under 2^30 (int indexing), N * C * gridH * gridW under 2^31
+//! (cell indices; more would make planCellSum divide by zero), C + hidden <= 12288 (MLP shared memory).
 cudaError_t patchAttentionCheckShape(PatchAttentionShape const& s)
 {
     if (s.n <= 0 || s.c <= 0 || s.h <= 0 || s.w <= 0 || s.gridH <= 0 || s.gridW <= 0 || s.hidden <= 0)
@@ -503,6 +499,10 @@ cudaError_t patchAttentionCheckShape(PatchAttentionShape const& s)
         return cudaErrorInvalidValue;
     }
     if (static_cast<long long>(s.h) * s.w >= kIndexLimit || static_cast<long long>(s.n) * s.c * s.h >= kIndexLimit)
+    {
+        return cudaErrorInvalidValue;
+    }
+    if (patchAttentionCellCount(s.n, s.c, s.gridH, s.gridW) < 0)
     {
         return cudaErrorInvalidValue;
     }
@@ -519,7 +519,7 @@ size_t patchAttentionWorkspaceSize(PatchAttentionShape const& shape)
     {
         return 0;
     }
-    return 2 * alignUp(cellCount(shape) * sizeof(float));
+    return patchAttentionWorkspaceBytes(shape.n, shape.c, shape.gridH, shape.gridW);
 }
 
 cudaError_t patchAttentionForward(PatchAttentionType type, void const* res, void const* skip, float const* w1,

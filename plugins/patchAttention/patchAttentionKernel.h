@@ -34,10 +34,12 @@ struct PatchAttentionShape
     int hidden; //!< rows of W1 (C / 8 in DSRIR)
 };
 
-//! Bytes of device workspace patchAttentionForward needs (per-cell means and attention weights).
+//! Bytes of device workspace patchAttentionForward needs (per-cell means and attention weights); 0 for a shape
+//! patchAttentionCheckShape rejects. Depends on N, C and the grid only (patchAttentionShapeMath.h).
 size_t patchAttentionWorkspaceSize(PatchAttentionShape const& shape);
 
-//! Checks the shape (positive sizes, divisibility by the grid); returns cudaErrorInvalidValue if wrong.
+//! Checks the shape (positive sizes, divisibility by the grid, N * C * gridH * gridW < 2^31 cells, int32 indexing
+//! limits); returns cudaErrorInvalidValue if wrong.
 cudaError_t patchAttentionCheckShape(PatchAttentionShape const& shape);
 
 //! Enqueues the op on ``stream``. ``skip`` may be nullptr. ``workspace`` must hold

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 
 using nvinfer1::AsciiChar;
 using nvinfer1::DataType;
@@ -18,7 +19,9 @@ using nvinfer1::Dims;
 using nvinfer1::DimsExprs;
 using nvinfer1::DynamicPluginTensorDesc;
 using nvinfer1::ILogger;
+#if DSRIR_TRT_HAS_LOGGER_FINDER
 using nvinfer1::ILoggerFinder;
+#endif
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldCollection;
 using nvinfer1::PluginFieldType;
@@ -37,8 +40,10 @@ constexpr size_t kMESSAGE_SIZE{768};
 
 // ------------------------------------------------------------------------------------------------ logging
 
-//! Set by setLoggerFinder() when TensorRT loads the library with IPluginRegistry::loadLibrary.
+#if DSRIR_TRT_HAS_LOGGER_FINDER
+//! Set by setLoggerFinder() when TensorRT loads the library with IPluginRegistry::loadLibrary (TensorRT >= 8.6).
 std::atomic<ILoggerFinder*> gLoggerFinder{nullptr};
+#endif
 
 char const* severityName(ILogger::Severity severity) noexcept
 {
@@ -53,7 +58,8 @@ char const* severityName(ILogger::Severity severity) noexcept
     return "UNKNOWN";
 }
 
-//! printf-style message to the TensorRT logger of the calling engine/context (logger finder), else stderr.
+//! printf-style message to the TensorRT logger of the calling engine/context (logger finder, TensorRT >= 8.6), else
+//! stderr.
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -69,6 +75,7 @@ void logMessage(ILogger::Severity severity, char const* format, ...) noexcept
     std::snprintf(message, sizeof(message), "%s plugin: %s", kPATCH_ATTENTION_PLUGIN_NAME, text);
 
     ILogger* logger{nullptr};
+#if DSRIR_TRT_HAS_LOGGER_FINDER
     ILoggerFinder* const finder = gLoggerFinder.load(std::memory_order_acquire);
     if (finder != nullptr)
     {
@@ -81,6 +88,7 @@ void logMessage(ILogger::Severity severity, char const* format, ...) noexcept
             logger = nullptr;
         }
     }
+#endif
     if (logger != nullptr)
     {
         logger->log(severity, message);
@@ -139,21 +147,33 @@ bool makeShape(Dims const& res, Dims const& w1, PatchAttentionParams const& para
     return true;
 }
 
-size_t workspaceFor(Dims const& res, Dims const& w1, PatchAttentionParams const& params) noexcept
+//! Workspace for res dims (N, C, H, W): depends on N, C and the grid only (patchAttentionShapeMath.h), so it holds
+//! for any H and W, divisible or not. 0 when N or C is unknown or the cell count reaches 2^31.
+size_t workspaceFor(Dims const& res, PatchAttentionParams const& params) noexcept
 {
-    PatchAttentionShape shape{};
-    if (!makeShape(res, w1, params, shape))
+    if (res.nbDims != 4)
     {
         return 0;
     }
-    try
+    return patchAttentionWorkspaceBytes(res.d[0], res.d[1], params.gridH, params.gridW);
+}
+
+bool allKnown(Dims const& dims) noexcept
+{
+    for (int32_t i = 0; i < dims.nbDims; ++i)
     {
-        return patchAttentionWorkspaceSize(shape);
+        if (!isKnown(dims.d[i]))
+        {
+            return false;
+        }
     }
-    catch (...)
-    {
-        return 0;
-    }
+    return true;
+}
+
+//! res from a profile bound (DynamicPluginTensorDesc::min or ::max) when it is a full 4-D shape, else desc.dims.
+Dims resBound(DynamicPluginTensorDesc const& res, Dims const& bound) noexcept
+{
+    return bound.nbDims == 4 && allKnown(bound) ? bound : res.desc.dims;
 }
 
 //! Ranks, and every size known on both sides of a relation: C and hidden across the weights, skip == res,
@@ -215,10 +235,18 @@ bool checkInputDims(Dims const* in, int32_t nbInputs, PatchAttentionParams const
             return false;
         }
     }
-    if ((isKnown(res.d[2]) && res.d[2] % params.gridH != 0) || (isKnown(res.d[3]) && res.d[3] % params.gridW != 0))
+    if ((isKnown(res.d[2]) && !patchAttentionDivisible(res.d[2], params.gridH))
+        || (isKnown(res.d[3]) && !patchAttentionDivisible(res.d[3], params.gridW)))
     {
         std::snprintf(why, whyLen, "H=%lld and W=%lld must be multiples of grid_h=%d and grid_w=%d", dim(res, 2),
             dim(res, 3), params.gridH, params.gridW);
+        return false;
+    }
+    if (isKnown(res.d[0]) && isKnown(res.d[1])
+        && patchAttentionCellCount(res.d[0], res.d[1], params.gridH, params.gridW) < 0)
+    {
+        std::snprintf(why, whyLen, "N=%lld x C=%lld x grid_h=%d x grid_w=%d cells must be fewer than 2^31", dim(res, 0),
+            dim(res, 1), params.gridH, params.gridW);
         return false;
     }
     if (concrete)
@@ -261,6 +289,48 @@ bool collectDims(int32_t nbInputs, GetDims getDims, std::array<Dims, kPA_NB_INPU
     for (int32_t i = 0; i < nbInputs; ++i)
     {
         dims[static_cast<size_t>(i)] = getDims(i);
+    }
+    return true;
+}
+
+//! The optimisation profile's kMIN and kMAX shapes (DynamicPluginTensorDesc::min and ::max, build phase): H and W of
+//! res/skip multiples of the grid at both bounds, and the kMAX shape one the kernel runs (int32 limits, fewer than 2^31
+//! cells; all of them grow with the shape, so kMAX bounds every shape of the profile). trtexec does not validate
+//! profiles as export/ does, and the workspace is sized from kMAX. Weights are constants: their desc.dims are used.
+//! A res/skip bound that is not a full 4-D shape is replaced by desc.dims, which must then be fully known.
+bool checkProfileBounds(DynamicPluginTensorDesc const* in, int32_t nbInputs, PatchAttentionParams const& params,
+    char* why, size_t whyLen) noexcept
+{
+    constexpr size_t kDETAIL_SIZE{kMESSAGE_SIZE / 2};
+    char detail[kDETAIL_SIZE];
+    std::array<Dims, kPA_NB_INPUTS_WITH_SKIP> dims{};
+    for (bool const isMax : {false, true})
+    {
+        char const* const name = isMax ? "kMAX" : "kMIN";
+        if (!collectDims(nbInputs, [in](int32_t i) { return in[i].desc.dims; }, dims))
+        {
+            std::snprintf(why, whyLen, "expects 5 or 6 inputs, got %d", nbInputs);
+            return false;
+        }
+        for (int32_t i : {static_cast<int32_t>(kPA_RES), static_cast<int32_t>(kPA_SKIP)})
+        {
+            if (i >= nbInputs)
+            {
+                continue;
+            }
+            dims[static_cast<size_t>(i)] = resBound(in[i], isMax ? in[i].max : in[i].min);
+            if (!allKnown(dims[static_cast<size_t>(i)]))
+            {
+                std::snprintf(why, whyLen, "optimisation profile %s shape of input %d is missing", name, i);
+                return false;
+            }
+        }
+        if (!checkInputDims(dims.data(), nbInputs, params, isMax, detail, sizeof(detail)))
+        {
+            std::snprintf(why, whyLen, "optimisation profile %s shape: %.*s", name, static_cast<int>(kDETAIL_SIZE),
+                detail);
+            return false;
+        }
     }
     return true;
 }
@@ -515,6 +585,12 @@ int32_t PatchAttentionPlugin::configurePlugin(
         logMessage(ILogger::Severity::kERROR, "configurePlugin: %s", why);
         return -1;
     }
+    // min/opt/max are the profile's kMIN/kOPT/kMAX (v10.3.0 include/NvInferRuntime.h:806-812, IPluginV3OneBuild).
+    if (!checkProfileBounds(in, nbInputs, mParams, why, sizeof(why)))
+    {
+        logMessage(ILogger::Severity::kERROR, "configurePlugin: %s", why);
+        return -1;
+    }
     // The builder runs the plugin at the profile's kOPT shape: reject one the kernel cannot run.
     if (in[kPA_RES].opt.nbDims == 4)
     {
@@ -593,7 +669,8 @@ size_t PatchAttentionPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inp
     {
         return 0;
     }
-    return workspaceFor(inputs[kPA_RES].max, inputs[kPA_W1].max, mParams);
+    // kMAX N and C: enough for every shape of the profile ("or any smaller problem", v10.3.0 NvInferRuntime.h:910-912)
+    return workspaceFor(resBound(inputs[kPA_RES], inputs[kPA_RES].max), mParams);
 }
 
 char const* PatchAttentionPlugin::getMetadataString() noexcept
@@ -774,6 +851,7 @@ nvinfer1::IPluginV2DynamicExt* PatchAttentionPlugin::clone() const noexcept
     {
         auto* plugin = new PatchAttentionPlugin(mParams, mNbInputs);
         plugin->mMaxWorkspaceSize = mMaxWorkspaceSize;
+        plugin->mConfigRejected = mConfigRejected;
         plugin->setPluginNamespace(mNamespace.c_str());
         return plugin;
     }
@@ -817,19 +895,20 @@ void PatchAttentionPlugin::configurePlugin(
             nbInputs, nbOutputs);
         return;
     }
-    // Build phase: desc.dims may hold wildcards (-1); execution phase: every size is known, check them all.
-    bool concrete{true};
-    for (int32_t d = 0; d < dims[kPA_RES].nbDims; ++d)
-    {
-        concrete = concrete && isKnown(dims[kPA_RES].d[d]);
-    }
-    if (!checkInputDims(dims.data(), nbInputs, mParams, concrete, why, sizeof(why)))
+    // Build phase: desc.dims may hold wildcards (-1) and min/max are the profile's kMIN/kMAX; execution phase (and
+    // the builder's kOPT call): every size is known, check them all (8.5.3 include/NvInferRuntime.h:430-444).
+    bool const concrete = allKnown(dims[kPA_RES]);
+    if (!checkInputDims(dims.data(), nbInputs, mParams, concrete, why, sizeof(why))
+        || (!concrete && !checkProfileBounds(in, nbInputs, mParams, why, sizeof(why))))
     {
         logMessage(ILogger::Severity::kERROR, "configurePlugin: %s", why);
+        // configurePlugin cannot fail before TensorRT 10: a rejected build-phase configuration makes enqueue fail.
+        // An execution-phase shape is checked again by enqueue, and may be corrected by the next configurePlugin.
+        mConfigRejected = mConfigRejected || !concrete;
         return;
     }
     mNbInputs = nbInputs;
-    mMaxWorkspaceSize = std::max(mMaxWorkspaceSize, workspaceFor(in[kPA_RES].max, in[kPA_W1].max, mParams));
+    mMaxWorkspaceSize = std::max(mMaxWorkspaceSize, workspaceFor(resBound(in[kPA_RES], in[kPA_RES].max), mParams));
 }
 
 size_t PatchAttentionPlugin::getWorkspaceSize(PluginTensorDesc const* inputs, int32_t nbInputs,
@@ -839,12 +918,19 @@ size_t PatchAttentionPlugin::getWorkspaceSize(PluginTensorDesc const* inputs, in
     {
         return mMaxWorkspaceSize;
     }
-    return std::max(mMaxWorkspaceSize, workspaceFor(inputs[kPA_RES].dims, inputs[kPA_W1].dims, mParams));
+    // "sufficient ... for inputs and outputs of the given size or any smaller problem" (8.5.3 NvInferRuntime.h:466-468)
+    return std::max(mMaxWorkspaceSize, workspaceFor(inputs[kPA_RES].dims, mParams));
 }
 
 int32_t PatchAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
     void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept
 {
+    if (mConfigRejected)
+    {
+        logMessage(ILogger::Severity::kERROR,
+            "enqueue: configurePlugin rejected the network's or the optimisation profile's shapes (logged then)");
+        return 1;
+    }
     return runForward(inputDesc, inputs, outputs, workspace, stream, mParams, mNbInputs);
 }
 
@@ -951,6 +1037,7 @@ AsciiChar const* PatchAttentionPluginCreator::getPluginNamespace() const noexcep
 
 // ================================================================================================ entry points
 
+#if DSRIR_TRT_HAS_LOGGER_FINDER
 extern "C" DSRIR_TRT_PLUGIN_API void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {
     if (finder != nullptr)
@@ -958,6 +1045,7 @@ extern "C" DSRIR_TRT_PLUGIN_API void setLoggerFinder(nvinfer1::ILoggerFinder* fi
         dsrir::gLoggerFinder.store(finder, std::memory_order_release);
     }
 }
+#endif
 
 #if NV_TENSORRT_MAJOR >= 10
 extern "C" DSRIR_TRT_PLUGIN_API nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)

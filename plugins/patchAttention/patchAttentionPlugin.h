@@ -24,11 +24,15 @@
  * Interface, chosen by the TensorRT headers (NvInferVersion.h):
  *   NV_TENSORRT_MAJOR >= 10  IPluginV3 (IPluginV3OneCore/Build/Runtime) + IPluginCreatorV3One; exported
  *                            `getCreators` and `setLoggerFinder`.
- *   NV_TENSORRT_MAJOR <  10  (8.5/8.6) IPluginV2DynamicExt + IPluginCreator; exported `getPluginCreators`
- *                            and `setLoggerFinder`.
+ *   NV_TENSORRT_MAJOR <  10  (8.5/8.6) IPluginV2DynamicExt + IPluginCreator; exported `getPluginCreators`,
+ *                            plus `setLoggerFinder` from 8.6 (ILoggerFinder does not exist in 8.5).
  * The creator is also registered by REGISTER_TENSORRT_PLUGIN when the library is loaded (ctypes.CDLL,
  * dlopen, trtexec --staticPlugins / --plugins) unless the library is compiled with
  * -DDSRIR_TRT_STATIC_REGISTRATION=0 (see plugins/README.md, "Loading" and "Registering twice").
+ *
+ * Workspace: two float arrays of N * C * grid_h * grid_w cells (patchAttentionShapeMath.h), sized from the profile's
+ * kMAX N and C, so it holds for every shape of the profile. configurePlugin rejects a profile whose kMIN or kMAX H/W
+ * is not a multiple of the grid, or whose kMAX the kernel cannot run (e.g. 2^31 cells or more).
  *
  * The serialized state is grid_h, grid_w and num_inputs (5 or 6, fixed when the plugin is configured);
  * num_inputs is not an attribute: ONNX nodes and build-phase callers pass grid_h and grid_w only.
@@ -40,6 +44,7 @@
 #include <NvInferRuntime.h>
 
 #include "patchAttentionKernel.h"
+#include "patchAttentionShapeMath.h"
 
 #include <array>
 #include <cstdint>
@@ -56,6 +61,15 @@
 //!    trtexec --dynamicPlugins, plugin libraries serialized into version-compatible engines).
 #ifndef DSRIR_TRT_STATIC_REGISTRATION
 #define DSRIR_TRT_STATIC_REGISTRATION 1
+#endif
+
+//! 1 when the headers have nvinfer1::ILoggerFinder and IPluginRegistry::loadLibrary, which call the library's
+//! setLoggerFinder: TensorRT 8.6 and later (v8.6.1 include/NvInferRuntime.h:3811, include/NvInferRuntimeCommon.h:183).
+//! 8.5.3's headers have neither (its IPluginRegistry, include/NvInferRuntimeCommon.h:1233-1337, has no loadLibrary).
+#if NV_TENSORRT_MAJOR > 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR >= 6)
+#define DSRIR_TRT_HAS_LOGGER_FINDER 1
+#else
+#define DSRIR_TRT_HAS_LOGGER_FINDER 0
 #endif
 
 namespace dsrir
@@ -205,7 +219,10 @@ public:
 private:
     PatchAttentionParams mParams;
     int32_t mNbInputs;
-    size_t mMaxWorkspaceSize{0}; //!< from the profile's max dims seen by configurePlugin
+    size_t mMaxWorkspaceSize{0}; //!< from the profile's kMAX N and C seen by configurePlugin
+    //! Set when the build-phase configurePlugin rejected the network's or the profile's shapes (and logged why):
+    //! configurePlugin returns void before TensorRT 10, so enqueue refuses to run instead.
+    bool mConfigRejected{false};
     std::string mNamespace;
 };
 
@@ -238,11 +255,14 @@ private:
 // Entry points looked up by IPluginRegistry::loadLibrary (trtexec --dynamicPlugins, version-compatible engines).
 extern "C"
 {
+#if DSRIR_TRT_HAS_LOGGER_FINDER
     //! Stores the logger finder TensorRT hands to the library; plugin errors go to its logger (else stderr).
     DSRIR_TRT_PLUGIN_API void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
+#endif
 #if NV_TENSORRT_MAJOR >= 10
     DSRIR_TRT_PLUGIN_API nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
 #else
+    //! Exported on 8.5 too (no loadLibrary there): harmless, and the same symbol set for dlopen-based loaders.
     DSRIR_TRT_PLUGIN_API nvinfer1::IPluginCreator* const* getPluginCreators(int32_t& nbCreators);
 #endif
 }

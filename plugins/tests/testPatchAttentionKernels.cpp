@@ -169,6 +169,10 @@ void testCheckShape()
         {{4096, 4096, 64, 64, 1, 1, 8}, false},  // N * C * H beyond int indexing
         {{1, 12288, 8, 8, 1, 1, 1}, false},      // C + hidden over the MLP's shared memory
         {{1, 12000, 8, 8, 1, 1, 288}, true},
+        // N * C * gridH * gridW cells: at most 2^31 - 1 (at 2^31 the cell-sum plan divided by zero)
+        {{1, 8191, 16384, 16384, 512, 512, 8}, true},      // 2^31 - 2^18 cells
+        {{1, 8192, 16384, 16384, 512, 512, 8}, false},     // 2^31 cells
+        {{1, 8192, 65536, 8192, 65536, 8192, 8}, false},   // 2^42 cells (1-pixel cells)
     };
     for (Expect const& e : expects)
     {
@@ -191,6 +195,8 @@ void testWorkspaceSize()
         {{2, 5, 6, 10, 2, 2, 1}, 2 * 256},          // 40 cells: 160 bytes
         {{1, 65, 8, 8, 1, 1, 8}, 2 * 512},          // 260 bytes
         {{1, 64, 1081, 1920, 8, 8, 8}, 0},          // invalid shape
+        {{1, 8191, 16384, 16384, 512, 512, 8}, 2 * (size_t{0x7FFC0000} * 4)}, // 2^31 - 2^18 cells
+        {{1, 8192, 16384, 16384, 512, 512, 8}, 0},                           // 2^31 cells
     };
     for (Expect const& e : expects)
     {
@@ -210,6 +216,7 @@ void testInvalidArguments()
     PatchAttentionShape const good{1, 16, 16, 16, 2, 2, 2};
     PatchAttentionShape const badH{1, 16, 17, 16, 2, 2, 2};
     PatchAttentionShape const badW{1, 16, 16, 18, 4, 4, 2};
+    PatchAttentionShape const tooManyCells{1, 8192, 16384, 16384, 512, 512, 8}; // 2^31 cells
     auto const run = [&](PatchAttentionType type, void const* res, float const* w1, void* out,
                          PatchAttentionShape const& s, void* ws) {
         return dsrir::patchAttentionForward(type, res, nullptr, w1, nullptr, w, nullptr, out, s, ws, nullptr);
@@ -223,6 +230,7 @@ void testInvalidArguments()
         {"H not divisible by the grid (fp32)", run(PatchAttentionType::kFLOAT, p, w, p, badH, p)},
         {"H not divisible by the grid (fp16)", run(PatchAttentionType::kHALF, p, w, p, badH, p)},
         {"W not divisible by the grid", run(PatchAttentionType::kHALF, p, w, p, badW, p)},
+        {"2^31 cells", run(PatchAttentionType::kFLOAT, p, w, p, tooManyCells, p)},
         {"null res", run(PatchAttentionType::kFLOAT, nullptr, w, p, good, p)},
         {"null w1", run(PatchAttentionType::kFLOAT, p, nullptr, p, good, p)},
         {"null out", run(PatchAttentionType::kFLOAT, p, w, nullptr, good, p)},
