@@ -20,6 +20,13 @@ recommendations of its developer guide ("Working with Quantized Types"):
   ``conv1(x) + conv_in(img)``; there it would save one tensor write at the price of an extra rounding and a range
   for a Conv output that calibration does not record. The patch-attention residuals follow the gate Mul, not a
   Conv, and have nothing to fuse with.
+
+High precision: a strongly typed build (TensorRT 10.x with Q/DQ graphs, the only mode of 11.x) computes every
+non-INT8 layer in the graph's own type, and a DequantizeLinear outputs its scale's type. ``high_precision="fp16"``
+(for TensorRT 10/11) therefore makes everything that is not INT8 FP16: scales, weights of the float convolutions,
+every activation, with float32 only at the graph's input and output (:mod:`export.graph_fp16`). FP16 Q/DQ types
+need opset 19 (QuantizeLinear/DequantizeLinear-19 take float16), which TensorRT 8.x cannot parse: for 8.6 keep
+``fp32`` and build with the INT8 and FP16 flags.
 """
 
 from __future__ import annotations
@@ -38,16 +45,21 @@ from export.graph_edit import replace_nodes
 from export.metadata import ExportMetadata, read_metadata, write_metadata
 
 PRECISION = "int8-qdq"
+HIGH_PRECISIONS = ("fp32", "fp16")
+FP16_QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear take float16 inputs and scales from opset 19
 PREFIX = "qdq"
 MIN_AMAX = 1e-8  # an all-zero weight channel still needs a positive scale
 
 
-def insert_qdq(model: onnx.ModelProto, ranges: Ranges) -> onnx.ModelProto:
+def insert_qdq(model: onnx.ModelProto, ranges: Ranges, high_precision: str = "fp32") -> onnx.ModelProto:
     """A checked copy of the decomposed FP32 export ``model`` with Q/DQ before every quantised Conv.
 
     ``ranges`` supplies the activation amax of every quantised Conv's input and, optionally, per-channel weight
-    amax (computed from the initializer when absent). The copy's ``dsrir.precision`` is ``int8-qdq``.
+    amax (computed from the initializer when absent). The copy's ``dsrir.precision`` is ``int8-qdq``; with
+    ``high_precision="fp16"`` everything that is not INT8 is FP16 (float32 I/O, opset 19).
     """
+    if high_precision not in HIGH_PRECISIONS:
+        raise DSRIRError(f"high precision {high_precision!r}: expected one of {', '.join(HIGH_PRECISIONS)}")
     metadata = fp32_export_metadata(model, "Q/DQ insertion")
     quantized = onnx.ModelProto()
     quantized.CopyFrom(model)
@@ -72,9 +84,56 @@ def insert_qdq(model: onnx.ModelProto, ranges: Ranges) -> onnx.ModelProto:
         nodes.append(node)
     replace_nodes(graph, nodes)
     graph.initializer.extend(parameters)
+    if high_precision == "fp16":
+        quantized = _to_fp16(quantized)
     write_metadata(quantized, dataclasses.replace(metadata, precision=PRECISION))
     check_graph(quantized)
     return quantized
+
+
+def _to_fp16(quantized: onnx.ModelProto) -> onnx.ModelProto:
+    """The Q/DQ graph at opset 19 with every float tensor and scale FP16 except the float32 input and output.
+
+    Opset 18 -> 19 changes no op a DSRIR graph uses except by adding types (Cast, Reshape, Resize, Shape,
+    Q/DQ), so the version is restamped rather than converted.
+    """
+    from export.graph_fp16 import convert_to_fp16
+
+    for opset in quantized.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version < FP16_QDQ_OPSET:
+            opset.version = FP16_QDQ_OPSET
+    return convert_to_fp16(quantized)
+
+
+def high_precision_for(version: tuple[int, ...]) -> str:
+    """What a Q/DQ graph's non-INT8 part should be for TensorRT ``version``: FP16 for 10+ (strongly typed builds
+    take the graph's types; 11.x knows nothing else), FP32 for 8.x (no opset 19; the FP16 flag lowers it)."""
+    return "fp16" if version[0] >= 10 else "fp32"
+
+
+def placement(model: onnx.ModelProto) -> set[tuple[str, frozenset[str]]]:
+    """Where a Q/DQ graph quantises, independent of tensor names (PTQ and QAT export separately): for every
+    QuantizeLinear, the producer's op type (through Casts) and the PyTorch modules of the convolutions reading its
+    DequantizeLinear.
+    """
+    modules = {site.node: module for module, site in conv_sites(model).items()}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    result = set()
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        producer = producers.get(node.input[0])
+        while producer is not None and producer.op_type == "Cast":  # an FP16 graph casts its input once
+            producer = producers.get(producer.input[0])
+        kind = producer.op_type if producer is not None else "initializer-or-input"
+        dequantized = [d.output[0] for d in readers.get(node.output[0], []) if d.op_type == "DequantizeLinear"]
+        convs = {modules.get(r.name, r.op_type) for out in dequantized for r in readers.get(out, [])}
+        result.add((kind, frozenset(convs)))
+    return result
 
 
 def fp32_export_metadata(model: onnx.ModelProto, purpose: str) -> ExportMetadata:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from calibration.qdq import insert_qdq, placement
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth
 from dsrir.losses import DSRIRLoss
@@ -261,6 +262,7 @@ def test_cli_fine_tunes_and_writes_a_qdq_graph_matching_the_fake_quant_model(
     args = ["--checkpoint", exported.checkpoint, "--ranges", exported.ranges_path, "--onnx", exported.onnx_path]
     args += ["--synthetic", clean_dir, "--steps", 3, "--batch-size", 2, "--patch-size", 32, "--workers", 0]
     args += ["--learning-rate", 1e-3, "--loss", "l1", "--device", "cpu", "--output-dir", out, "--no-progress"]
+    args += ["--target-trt", "8.6"]  # the FP32 flavour, which must round exactly as the fake quantisers
     assert main([str(a) for a in args]) == 0
     printed = capsys.readouterr().out
     assert "Q/DQ vs fake-quant" in printed and "model_qat_qdq.onnx" in printed
@@ -286,6 +288,8 @@ def test_cli_fine_tunes_and_writes_a_qdq_graph_matching_the_fake_quant_model(
     qdq = onnx.load(str(out / "model_qat_qdq.onnx"))
     onnx.checker.check_model(qdq, full_check=True)
     assert sum(node.op_type == "QuantizeLinear" for node in qdq.graph.node) > 0
+    ptq = insert_qdq(fp32, ranges)  # what python -m calibration writes for that export and those ranges
+    assert placement(qdq) == placement(ptq) and len(placement(ptq)) > 0  # interchangeable for export.build_engine
     fake_quant = quantize_model(model, ranges, new_sites).eval()  # the files rebuild the fine-tuned QAT model
     assert check_qdq(qdq, new_sites, fake_quant).operands == 2 * quantized  # every quantiser bit for bit
     image = images(1, 64)[..., :48, :]

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from calibration.ort_int8 import quantize_for_cpu, weight_bits_of
-from calibration.qdq import insert_qdq
+from calibration.qdq import insert_qdq, placement
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
 from export import onnx_parity
@@ -145,6 +145,36 @@ def test_qdq_graph_is_close_to_fp32_and_a_wrong_scale_is_not(
     assert 0 < error <= QDQ_TOLERANCE
     unscaled = dataclasses.replace(ranges, activations={t: a * 127 for t, a in ranges.activations.items()})
     assert output_error(insert_qdq(fp32_graph, unscaled), fp32_graph) > 5 * QDQ_TOLERANCE  # scale = amax (0.78 here)
+
+
+def test_fp16_qdq_graph_is_fp16_everywhere_but_io_and_as_close_to_fp32(
+    qdq_graph: onnx.ModelProto, fp32_graph: onnx.ModelProto, ranges: Ranges
+) -> None:
+    """For strongly typed TensorRT 10/11: a DequantizeLinear outputs its scale's type and every other layer runs in
+    the graph's type, so scales and all non-INT8 tensors must be FP16 (only I/O float32)."""
+    graph = insert_qdq(fp32_graph, ranges, high_precision="fp16")
+    assert {o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")} == {19}
+    inferred = onnx.shape_inference.infer_shapes(graph, strict_mode=True)
+    io = {v.name for v in (*graph.graph.input, *graph.graph.output)}
+    float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+    for value in (*inferred.graph.value_info, *graph.graph.input, *graph.graph.output):
+        elem = value.type.tensor_type.elem_type
+        if elem in float_types:
+            assert elem == (onnx.TensorProto.FLOAT if value.name in io else onnx.TensorProto.FLOAT16), value.name
+    initializers = {init.name: init for init in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[1] in initializers:
+            assert initializers[node.input[1]].data_type == onnx.TensorProto.FLOAT16, node.name
+    resize_scales = {node.input[2] for node in graph.graph.node if node.op_type == "Resize" and len(node.input) > 2}
+    float32 = {i.name for i in graph.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    assert float32 <= resize_scales  # ONNX fixes Resize scales to float32; nothing else stays float32
+    int8_convs = [n for n in graph.graph.node if n.op_type == "Conv" and "dequantized" in n.input[0]]
+    fp32_int8_convs = [n for n in qdq_graph.graph.node if n.op_type == "Conv" and "dequantized" in n.input[0]]
+    assert len(int8_convs) == len(fp32_int8_convs) > 0
+    assert placement(graph) == placement(qdq_graph)
+    assert output_error(graph, fp32_graph) <= QDQ_TOLERANCE
+    with pytest.raises(DSRIRError, match="high precision 'bf16'"):
+        insert_qdq(fp32_graph, ranges, high_precision="bf16")
 
 
 def test_engine_builder_classifies_the_qdq_graph_as_explicit_int8(qdq_graph: onnx.ModelProto, tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ the weights (and, by default, the activation ranges) adapt to INT8 instead of me
   learned ranges keyed by the ``--onnx`` graph's tensors), loadable by every other command;
 * ``model_qat_fp32.onnx``: their FP32 export (decomposed), and ``ranges_qat.json``, the learned ranges keyed by
   its tensor names (for TensorRT 8.x calibration caches);
-* ``model_qat_qdq.onnx``: that graph with Q/DQ nodes (:func:`calibration.qdq.insert_qdq`), for TensorRT;
+* ``model_qat_qdq.onnx``: that graph with Q/DQ nodes (:func:`calibration.qdq.insert_qdq`, the placement of
+  ``python -m calibration``'s ``model_qdq.onnx``, so either feeds ``export.build_engine``), for ``--target-trt``:
+  FP16 around the INT8 layers for TensorRT 10/11, FP32 for 8.x; its parity with the fake-quant model is checked
+  on the FP32 flavour, which rounds exactly as the fake quantisers do;
 * ``qat_summary.json``: what the summary table prints.
 
 The fine-tuning runs in float32 (no autocast): the fake quantisers must round exactly as the INT8 graph does.
@@ -41,7 +44,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from calibration.qdq import insert_qdq
+from calibration.qdq import high_precision_for, insert_qdq
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
@@ -51,6 +54,7 @@ from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
+from export.trt_version import DEFAULT_TARGET, parse_version
 from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
 from train.data import build_data, train_loader
@@ -107,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--ranges", type=Path, required=True, help="calibration ranges JSON of --onnx")
     inputs.add_argument(
         "--onnx", type=Path, required=True, help="the FP32 export the ranges were calibrated on (its tensor names)"
+    )
+    inputs.add_argument(
+        "--target-trt",
+        metavar="VERSION",
+        default=DEFAULT_TARGET,
+        help="TensorRT release the Q/DQ graph is for: 10+ gets FP16 around the INT8 layers (strongly typed), 8.x FP32",
     )
     data = parser.add_argument_group("data (as python -m train)")
     data.add_argument("--synthetic", type=Path, metavar="CLEAN_DIR", help="clean photos, degraded on the fly")
@@ -337,7 +347,13 @@ def check_qdq(qdq: onnx.ModelProto, sites: dict[str, ConvSite], model: DSRIR) ->
 
 
 def export_qat(
-    model: DSRIR, preset: str, mode: str, base: Ranges, output_dir: Path, settings: dict[str, object]
+    model: DSRIR,
+    preset: str,
+    mode: str,
+    base: Ranges,
+    output_dir: Path,
+    settings: dict[str, object],
+    high_precision: str = "fp32",
 ) -> tuple[QDQParity, dict[str, Path]]:
     """FP32 export of the fine-tuned weights, the learned ranges mapped onto it, Q/DQ insertion, parity, writes.
 
@@ -349,8 +365,8 @@ def export_qat(
     fp32 = build_onnx(plain, preset, mode, ExportOptions()).model
     sites = conv_sites(fp32)
     ranges = learned_ranges(model, sites, base)
-    qdq = insert_qdq(fp32, ranges)
-    parity = check_qdq(qdq, sites, model)
+    parity = check_qdq(insert_qdq(fp32, ranges), sites, model)  # FP32 flavour: rounds as the fake quantisers
+    qdq = insert_qdq(fp32, ranges, high_precision)
     fp32_path, ranges_path, qdq_path = output_dir / FP32_NAME, output_dir / RANGES_NAME, output_dir / QDQ_NAME
     save_onnx(fp32, fp32_path)
     digest = sha256_file(fp32_path)
@@ -360,6 +376,7 @@ def export_qat(
 
 
 def check_args(args: argparse.Namespace) -> None:
+    parse_version(args.target_trt, "--target-trt")  # before minutes of fine-tuning, not after
     for flag in ("steps", "batch_size", "patch_size"):
         if getattr(args, flag) < 1:
             raise DSRIRError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
@@ -395,7 +412,8 @@ def run(args: argparse.Namespace) -> QATSummary:
     ranges = dataclasses.replace(learned_ranges(model, sites, base), model_sha256=base.model_sha256)
     save_checkpoint(checkpoint, model, weights, mode, len(losses), ranges)
     settings = {"steps": len(losses), "loss": args.loss, "scales": args.scales, "learning_rate": args.learning_rate}
-    parity, files = export_qat(model, preset, mode, base, output_dir, settings)
+    high_precision = high_precision_for(parse_version(args.target_trt, "--target-trt"))
+    parity, files = export_qat(model, preset, mode, base, output_dir, settings, high_precision)
     window = loss_window(len(losses))
     return QATSummary(
         steps=len(losses),
