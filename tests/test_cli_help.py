@@ -15,6 +15,7 @@ CLI_MODULES = (
     "train.prune",
     "export.onnx",
     "export.build_engine",
+    "export.triton",
     "runtime.video",
     "calibration.cli",
     "dsrir.restore",
