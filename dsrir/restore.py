@@ -1,7 +1,9 @@
 """``python -m dsrir.restore IN... -o OUT``: restore image files or folders with a checkpoint.
 
 Outputs keep the input file names (and bit depth / alpha / grayscale layout). Each output is
-written atomically, so an interrupted run never leaves a half-written image.
+written atomically, so an interrupted run never leaves a half-written image, and a failed write (a full
+disk) is one error line naming the file. The output folder may not be, or lie inside, an input folder,
+nor hold an input under an output's name: that is refused before any work.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dsrir.checkpoint import load_model
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
-from dsrir.model.restorer import Restorer
+from dsrir.model.restorer import Restorer, check_tiling
+from dsrir.paths import refuse_overwriting_inputs
 
 
 def collect_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -52,11 +55,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders of images")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (same file names)")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output folder (same file names); never an input folder"
+    )
     parser.add_argument("--checkpoint", required=True, help="official .pth or project .safetensors weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--tile", type=int, default=None, help="restore in overlapping tiles of this many pixels")
-    parser.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
+    parser.add_argument(
+        "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (0 <= overlap < tile)"
+    )
     parser.add_argument(
         "--max-pixels",
         type=int,
@@ -72,10 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = args.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        check_tiling(args.tile, args.tile_overlap)
         files = collect_inputs(args.inputs)
+        out_dir = Path(args.output)
+        refuse_overwriting_inputs(
+            [("-o", out_dir), *(("-o", out_dir / path.name) for path in files)],
+            [*args.inputs, *files, args.checkpoint],
+        )
         model, weights = load_model(args.checkpoint, device)
         restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_pixels=args.max_pixels)
-        out_dir = Path(args.output)
         started = time.perf_counter()
         for path in tqdm(files, desc="restore", unit="img"):
             image = read_image_raw(path)

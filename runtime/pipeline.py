@@ -78,8 +78,10 @@ class Pipeline:
         side_by_side: bool = False,
         degrade: Callable[[np.ndarray], np.ndarray] | None = None,
         status: bool = False,
+        fixed_size: bool = True,
     ) -> None:
         self.source, self.runner, self.open_sink, self.stats = source, runner, open_sink, stats
+        self.fixed_size = fixed_size  # a video file has one frame size; an image folder keeps each frame's own
         self.live = bool(getattr(source, "live", False))
         self.inbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
         self.outbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
@@ -213,8 +215,8 @@ class Pipeline:
                 if self.sink is None:
                     self.sink, self.sink_size = self.open_sink(size), size
                     self.stats.info["resolution"] = f"{item.frame.shape[1]}x{item.frame.shape[0]}"
-                elif size != self.sink_size and self.sink_size is not None:
-                    frame = cv2.resize(frame, self.sink_size, interpolation=cv2.INTER_AREA)  # a sink keeps its size
+                elif self.fixed_size and size != self.sink_size and self.sink_size is not None:
+                    frame = cv2.resize(frame, self.sink_size, interpolation=cv2.INTER_AREA)  # a video keeps its size
                 start = time.perf_counter()
                 self.sink.write(frame)
                 done = time.perf_counter()

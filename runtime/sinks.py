@@ -1,20 +1,25 @@
 """Frame sinks for ``--output``: video files, numbered images, a display window, GStreamer, or nothing.
 
-Sinks take BGR uint8 frames. Files appear only complete: video goes to a temporary file beside the target
-and is renamed by ``close()``, which the pipeline calls on Ctrl-C too, so an interrupted run still plays.
+Sinks take BGR uint8 frames. Files appear only complete: video goes to a temporary file beside the target and is
+renamed by ``close()``, which the pipeline calls on Ctrl-C too, so an interrupted run still plays. Every write is
+checked (``dsrir.atomic``): an image's bytes are counted, the video writer must stay open, and a closed video is read
+back (it opens, has frames, its last frame decodes) before it is published, so a full disk is an error naming the
+file and the cause, never a file that does not play.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dsrir.atomic import atomic_path, temporary_beside
+from dsrir.atomic import publish, temporary_beside, write_bytes_atomic, write_error
 from dsrir.errors import DSRIRError
+from dsrir.paths import InputSet, refuse_overwriting_inputs
 from runtime.sources import gstreamer_error, opencv_has_gstreamer, opencv_has_gui
 from runtime.uri import SinkSpec, parse_output
 
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 # Tried in order; the first that opens wins. avc1 (H.264) needs an encoder the PyPI wheel lacks.
 CODECS = {".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",), ".mkv": ("avc1", "mp4v", "MJPG")}
 HEADLESS_MESSAGE = "display://{} skipped: no display (headless)"
+# Free space below which a video that does not read back is put down to a full disk (FFmpeg writes in 32 KiB blocks).
+FULL_DISK_MARGIN = 1 << 20
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -84,19 +91,25 @@ class VideoFileSink(FrameSink):
     """A .mp4/.avi/.mkv file written atomically; the codec is the first in ``CODECS`` that opens.
 
     Frames of another size are resized to the writer's ``size`` (width, height), fixed by the first call.
-    With no frame written, ``close()`` leaves no file (an empty container does not play).
+    With no frame written, ``close()`` leaves no file (an empty container does not play). ``close()`` reads the
+    file back before publishing it; one that does not play is a ``DSRIRError`` and nothing is published.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], fps: float, size: tuple[int, int], inputs: InputSet | None = None
+    ) -> None:
         self.path = Path(path)
         self.size = (int(size[0]), int(size[1]))
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.frames_written = 0
         self._closed = False
+        self._failed = False
         self._warned_resize = False
         suffix = self.path.suffix.lower()
         if suffix not in CODECS:
             raise DSRIRError(f"--output {str(path)!r}: unsupported video extension; use one of {', '.join(CODECS)}")
+        if inputs is not None:
+            refuse_overwriting_inputs([("--output", self.path)], inputs)
         self._tmp = temporary_beside(self.path, f".tmp{suffix}")
         self.codec, self._writer = self._open_writer(CODECS[suffix])
         self.description = f"file {self.path} ({self.codec}, {self.size[0]}x{self.size[1]} @ {self.fps:g} fps)"
@@ -120,43 +133,111 @@ class VideoFileSink(FrameSink):
             self._warned_resize = True
             log.warning("%s: frame %dx%d resized to %dx%d", self.path, frame.shape[1], frame.shape[0], *self.size)
         self._writer.write(fitted)
+        if not self._writer.isOpened():
+            self._failed = True
+            raise write_error(self.path, RuntimeError("OpenCV's video writer closed while writing"))
         self.frames_written += 1
 
     def close(self) -> None:
+        """Finish, read back and publish the file; after a failed write, remove it and publish nothing."""
         if self._closed:
             return
         self._closed = True
-        self._writer.release()
         try:
-            if self.frames_written:
-                os.replace(self._tmp, self.path)
-            else:
+            self._writer.release()
+            if self._failed:
+                return
+            if not self.frames_written:
                 log.warning("%s: no frames written; no file created", self.path)
+                return
+            self._check_playable()
+            publish(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
 
+    def _check_playable(self) -> None:
+        """The container must open, count frames and decode the last one written: OpenCV's writer ignores write
+        errors, so a full disk otherwise leaves a file without its index ("moov atom not found")."""
+        problem = unplayable(self._tmp, self.frames_written)
+        if problem is not None:
+            cause = RuntimeError(f"the video does not read back: {problem}")
+            raise write_error(self.path, cause, need=FULL_DISK_MARGIN)
+
+
+def unplayable(path: Path, frames: int) -> str | None:
+    """Why OpenCV cannot play ``path`` back (``None`` when it opens, counts frames and its frame ``frames`` decodes).
+
+    FFmpeg reads it where OpenCV has FFmpeg (the runtime's file sources do too); another backend otherwise."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        for api in (cv2.CAP_FFMPEG, cv2.CAP_ANY):
+            capture = cv2.VideoCapture(str(path), api)
+            try:
+                if capture.isOpened():
+                    return _read_back(capture, frames)
+            finally:
+                capture.release()
+        return "the container does not open"
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def _read_back(capture: cv2.VideoCapture, frames: int) -> str | None:
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    if count <= 0:
+        return "the container holds no frames"
+    last = min(count, frames) - 1
+    if last > 0:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, last)
+    ok, _ = capture.read()
+    return None if ok else f"frame {last + 1} of {frames} does not decode"
+
 
 class ImageFolderSink(FrameSink):
-    """Numbered images (PNG unless the pattern says otherwise), each written atomically."""
+    """Images, each written atomically (bytes checked), at their own size.
 
-    def __init__(self, location: str, start: int = 0) -> None:
+    A folder gets each frame under the name of the input image it came from when ``names`` (the source's paths in
+    the order it delivered them) is given, else numbered ``%06d.png``; a pattern such as ``out/%06d.jpg`` is always
+    numbered. ``inputs`` re-checks every target, so no frame lands on an input file.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        start: int = 0,
+        names: deque[Path] | None = None,
+        inputs: InputSet | None = None,
+    ) -> None:
+        self.numbered = "%" in location or names is None
         if "%" in location:
             self.pattern = location
+            self.folder = Path(location).parent
         else:
-            self.pattern = str(Path(location) / "%06d.png")
-        Path(self.pattern).parent.mkdir(parents=True, exist_ok=True)
-        self.description = f"images {self.pattern}"
+            self.folder = Path(location)
+            self.pattern = str(self.folder / "%06d.png")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DSRIRError(f"{self.folder}: could not create the output folder: {exc.strerror or exc}") from exc
+        self.description = f"images {self.pattern}" if self.numbered else f"images {self.folder}/ (input names)"
         self.frames_written = 0
         self._next = start
+        self._names = names
+        self._inputs = inputs
+
+    def _target(self) -> Path:
+        if not self.numbered and self._names:
+            return self.folder / self._names.popleft().name
+        return Path(self.pattern % self._next)
 
     def write(self, frame: np.ndarray) -> None:
         _check_frame(frame)
-        path = Path(self.pattern % self._next)
+        path = self._target()
         ok, encoded = cv2.imencode(path.suffix.lower(), frame)  # BGR in, as OpenCV expects
         if not ok:
-            raise DSRIRError(f"--output {self.pattern!r}: OpenCV could not encode {path.suffix} images")
-        with atomic_path(path) as tmp:
-            encoded.tofile(tmp)
+            raise DSRIRError(f"{path}: OpenCV could not encode {path.suffix} images")
+        write_bytes_atomic(path, encoded, inputs=self._inputs)
         self._next += 1
         self.frames_written += 1
 
@@ -232,14 +313,24 @@ def _quiet_video_writer(path: str, codec: str, fps: float, size: tuple[int, int]
         cv2.utils.logging.setLogLevel(level)
 
 
-def open_sink(spec: SinkSpec, fps: float, size: tuple[int, int], headless: bool = False) -> FrameSink:
-    """Open what ``spec`` names; ``size`` is (width, height) as OpenCV's VideoWriter takes it."""
+def open_sink(
+    spec: SinkSpec,
+    fps: float,
+    size: tuple[int, int],
+    headless: bool = False,
+    names: deque[Path] | None = None,
+    inputs: InputSet | None = None,
+) -> FrameSink:
+    """Open what ``spec`` names; ``size`` is (width, height) as OpenCV's VideoWriter takes it.
+
+    ``names`` (an image source's paths as delivered) makes an image folder keep the input names; ``inputs`` are
+    re-checked so no file lands on an input (the CLI has already refused overlaps it could see up front)."""
     if spec.kind == "none":
         return NullSink()
     if spec.kind == "file":
-        return VideoFileSink(spec.location, fps, size)
+        return VideoFileSink(spec.location, fps, size, inputs=inputs)
     if spec.kind == "images":
-        return ImageFolderSink(spec.location)
+        return ImageFolderSink(spec.location, names=names, inputs=inputs)
     if spec.kind == "display":
         if headless or not display_available():
             message = HEADLESS_MESSAGE.format(spec.location)

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -20,8 +21,7 @@ import cv2
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from dsrir.imageio import list_images
-from runtime.uri import SourceSpec, demo_clip_path, parse_input
+from runtime.uri import SourceSpec, demo_clip_path, image_files, parse_input
 
 __all__ = [
     "FrameSource",
@@ -226,17 +226,20 @@ class ImageFolderSource(FrameSource):
         self.skipped_frames = 0
         self._index = 0
         self._delivered_pass = 0
+        self.delivered: deque[Path] | None = None  # see record_names()
 
     @classmethod
     def from_location(cls, location: str, fps: float | None = None, loop: bool = False) -> ImageFolderSource:
         """A folder lists its images; anything else is a glob (natural order: frame2 before frame10)."""
-        if Path(location).is_dir():
-            paths = list_images(location)
-        else:
-            paths = [Path(p) for p in glob.glob(location) if Path(p).is_file()]
-            paths = [p for p in paths if p.suffix.lower() in _IMAGE_SUFFIXES]
-        paths.sort(key=_natural_key)
+        paths = sorted(image_files(location), key=_natural_key)
         return cls(paths, description=f"images {location}", fps=fps, loop=loop)
+
+    def record_names(self) -> deque[Path]:
+        """From now on, the path of every frame ``read()`` returns, in order: an image-folder sink takes its names
+        from here (a file source drops no frame, so the n-th frame written is the n-th delivered)."""
+        if self.delivered is None:
+            self.delivered = deque()
+        return self.delivered
 
     def read(self) -> np.ndarray | None:
         while True:
@@ -252,10 +255,9 @@ class ImageFolderSource(FrameSource):
                 log.warning("%s: skipped unreadable image %s", self.description, path)
                 continue
             self._delivered_pass += 1
+            if self.delivered is not None:
+                self.delivered.append(path)
             return frame
-
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _natural_key(path: Path) -> list[object]:

@@ -1,17 +1,19 @@
 """Parse jetson-utils style ``--input`` / ``--output`` URIs into small specs, before anything is opened.
 
-Parsing is separate from opening so a bad flag fails at once with one line listing what is accepted.
+Parsing is separate from opening so a bad flag fails at once with one line listing what is accepted, and so the
+paths an input reads and an output writes are known before any work (an output never overwrites an input).
 """
 
 from __future__ import annotations
 
 import glob
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from dsrir.errors import DSRIRError
-from dsrir.imageio import IMAGE_EXTENSIONS, is_image_file
+from dsrir.imageio import IMAGE_EXTENSIONS, is_image_file, list_images
 
 INPUT_FORMS = (
     "camN, csiN/csi://N, v4l2:///dev/videoN, a video file or file://PATH, rtsp://... / http(s)://..., "
@@ -139,3 +141,57 @@ def parse_output(text: str | None) -> SinkSpec:
     if value.endswith(("/", "\\")) or Path(value).is_dir() or not suffix:
         return SinkSpec("images", value)
     raise _output_error(text, f"unsupported extension {suffix}")
+
+
+def image_files(location: str) -> list[Path]:
+    """The image files an ``images`` input reads: a folder's images, or what a glob (or a single path) matches."""
+    path = Path(location).expanduser()
+    if path.is_dir():
+        return list_images(path)
+    return [Path(p) for p in glob.glob(str(path)) if Path(p).is_file() and is_image_file(p)]
+
+
+def input_paths(spec: SourceSpec) -> list[Path]:
+    """The local files and folders ``spec`` reads (none for cameras, streams and pipelines)."""
+    if spec.kind in ("file", "demo"):
+        return [Path(spec.location)]
+    if spec.kind == "images":
+        files = image_files(spec.location)
+        return [Path(spec.location).expanduser(), *files] if Path(spec.location).expanduser().is_dir() else files
+    return []
+
+
+def output_folder(spec: SinkSpec) -> Path | None:
+    """The folder an ``images`` output writes into (a pattern's folder), else ``None``."""
+    if spec.kind != "images":
+        return None
+    return Path(spec.location).parent if "%" in spec.location else Path(spec.location)
+
+
+def keeps_input_names(sink: SinkSpec, source: SourceSpec) -> bool:
+    """An image folder restored into a folder keeps the inputs' names; a pattern, or frames of a video, are
+    numbered."""
+    return sink.kind == "images" and "%" not in sink.location and source.kind == "images"
+
+
+def output_paths(sink: SinkSpec, source: SourceSpec) -> list[Path]:
+    """What ``sink`` writes that is known before the run: the file, or the folder and the first pass of images."""
+    if sink.kind == "file":
+        return [Path(sink.location)]
+    folder = output_folder(sink)
+    if folder is None:
+        return []
+    if source.kind != "images":
+        return [folder]
+    files = image_files(source.location)
+    if keeps_input_names(sink, source):
+        names = [file.name for file in files]
+        duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+        if duplicates:
+            raise DSRIRError(
+                f"--input {source.location!r}: several images are named {duplicates[0]} and the output keeps the "
+                f"names; use an --output pattern such as {folder / '%06d.png'}"
+            )
+        return [folder, *(folder / name for name in names)]
+    pattern = sink.location if "%" in sink.location else str(folder / "%06d.png")
+    return [folder, *(Path(pattern % index) for index in range(len(files)))]

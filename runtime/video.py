@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,10 @@ from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from runtime.backends import BACKENDS
 from runtime.backends.trt_buffers import FIT_MODES
+
+if TYPE_CHECKING:
+    from dsrir.paths import InputSet
+    from runtime.uri import SinkSpec, SourceSpec
 
 DEGRADATIONS = ("none", "noise", "rain", "haze")
 # The shipped all-in-one edge weights (dsrir-xs pruned to half its FLOPs) as ONNX: ONNX Runtime runs them without
@@ -55,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--model",
-        type=Path,
+        type=model_argument,
         default=None,
-        help=f".engine, .onnx, .pth or .safetensors; None: the shipped weights/{DEFAULT_MODEL.name}",
+        help=".engine, .onnx, .pth or .safetensors, or a server: triton://HOST:8001/MODEL; None: the shipped "
+        f"weights/{DEFAULT_MODEL.name}",
     )
     model.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: from the model file's suffix")
     model.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")
@@ -71,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="hide the status line"
     )
     return parser
+
+
+def model_argument(text: str) -> Path | str:
+    """``--model``: a file path, or a ``triton://`` URI kept as text (a Path would fold its ``//`` into ``/``)."""
+    return text if text.startswith("triton://") else Path(text)
 
 
 def default_model() -> Path:
@@ -106,6 +117,19 @@ def _check(args: argparse.Namespace) -> None:
         raise DSRIRError("--warmup and --reconnect must be 0 or more")
 
 
+def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | str, stats: Path | None) -> InputSet:
+    """Before any work: no output (the file, the image folder and the images it will hold, ``--stats``) may be or
+    lie inside an input (the clip, the image folder or its images, the model). Returns the inputs, which the sink
+    re-checks for every file it writes."""
+    from dsrir.paths import InputSet, refuse_overwriting_inputs
+    from runtime.uri import input_paths, output_paths
+
+    inputs = InputSet([*input_paths(source_spec), *([model] if isinstance(model, Path) else [])])
+    outputs = [("--output", path) for path in output_paths(sink_spec, source_spec)]
+    refuse_overwriting_inputs([*outputs, ("--stats", stats)], inputs)
+    return inputs
+
+
 def run(args: argparse.Namespace) -> int:
     from runtime.backends import open_backend
     from runtime.frames import FrameRunner
@@ -113,11 +137,13 @@ def run(args: argparse.Namespace) -> int:
     from runtime.sinks import open_sink, parse_output
     from runtime.sources import open_source, parse_input
     from runtime.stats import RunStats
+    from runtime.uri import keeps_input_names
 
     _check(args)
     model = args.model or default_model()
     source_spec = parse_input(args.input)
     sink_spec = parse_output("none" if args.no_output else args.output)
+    inputs = protect_inputs(source_spec, sink_spec, model, args.stats)
     backend = open_backend(model, args.backend, args.plugin_lib)
     stats = RunStats(warmup=args.warmup)
     stats.info.update(backend=backend.name, precision=backend.precision, model=str(model), input=args.input)
@@ -134,8 +160,10 @@ def run(args: argparse.Namespace) -> int:
         fps = float(getattr(source, "fps", None) or DEFAULT_FPS)
         print(f"{source.description} -> {backend.description}", file=sys.stderr)
 
+        names = source.record_names() if keeps_input_names(sink_spec, source_spec) else None  # type: ignore[attr-defined]
+
         def sink_for(size: tuple[int, int]) -> object:
-            sink = open_sink(sink_spec, fps, size, headless=args.headless)
+            sink = open_sink(sink_spec, fps, size, headless=args.headless, names=names, inputs=inputs)
             stats.info["output"] = sink.description
             return sink
 
@@ -149,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
             side_by_side=args.side_by_side,
             degrade=degrader(args.degrade),
             status=getattr(args, "progress", True),
+            fixed_size=sink_spec.kind != "images",
         )
         ended = pipeline.run()
     finally:

@@ -1,15 +1,20 @@
-"""Atomic writes: a failure while writing leaves the previous file untouched and no temporary behind."""
+"""Atomic, checked writes: a failure while writing leaves the previous file untouched and no temporary behind, and
+says which file and why; and the rule that an output never is, nor lies inside, an input (dsrir.paths)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from dsrir.atomic import FILE_MODE, atomic_path, write_text_atomic
+from dsrir import atomic
+from dsrir.atomic import FILE_MODE, atomic_path, write_bytes_atomic, write_error, write_text_atomic
 from dsrir.errors import DSRIRError, error_line
+from dsrir.paths import InputSet, refuse_overwriting_inputs
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
@@ -46,3 +51,91 @@ def test_published_files_get_the_usual_mode_not_mkstemps_owner_only(tmp_path: Pa
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == FILE_MODE == 0o666 & ~umask  # mkstemp alone gives 0600
+
+
+# --- checked writes: a failure names the file and the cause, and publishes nothing ---------------------------------
+
+
+def test_a_failed_write_names_the_file_and_the_cause_and_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "frame.png"
+    target.write_bytes(b"old")
+    with pytest.raises(DSRIRError) as info:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert str(info.value) == f"{target}: could not write: No space left on device"
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["frame.png"]
+
+
+def test_a_short_write_without_errno_is_told_apart_by_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numpy's tofile says "N requested and M written" and no errno; with less than N - M free, the disk is full."""
+    target = tmp_path / "frame.png"
+    short = OSError("13558 requested and 0 written")
+    monkeypatch.setattr(atomic, "free_bytes", lambda folder: 4096)
+    assert str(write_error(target, short)) == (
+        f"{target}: could not write: No space left on device (13558 requested and 0 written)"
+    )
+    monkeypatch.setattr(atomic, "free_bytes", lambda folder: 1 << 30)
+    assert str(write_error(target, short)) == f"{target}: could not write: 13558 requested and 0 written"
+
+
+def test_write_bytes_atomic_counts_every_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.bin"
+    write_bytes_atomic(target, np.arange(10, dtype=np.uint8))
+    assert target.read_bytes() == bytes(range(10))
+    real_write, calls = os.write, []
+
+    def stalling_write(fd: int, data: bytes) -> int:  # the first call takes 3 bytes, then the disk takes none
+        calls.append(len(data))
+        return real_write(fd, bytes(data)[:3]) if len(calls) == 1 else 0
+
+    monkeypatch.setattr(os, "write", stalling_write)
+    with pytest.raises(DSRIRError, match="out.bin: could not write: No space left on device"):
+        write_bytes_atomic(target, b"0123456789")
+    assert calls == [10, 7]
+    assert target.read_bytes() == bytes(range(10)) and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_an_uncreatable_folder_is_one_line_naming_the_target(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DSRIRError, match=r"file/sub/out.json: could not write: "):
+        write_text_atomic(tmp_path / "file" / "sub" / "out.json", "{}")
+
+
+# --- the rule: an output is never, nor lies inside, an input --------------------------------------------------------
+
+
+def test_outputs_that_are_or_lie_inside_inputs_are_refused_in_any_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"a")
+    (tmp_path / "alias").symlink_to(photos)
+    os.link(photos / "a.png", tmp_path / "hard.png")
+    monkeypatch.chdir(tmp_path)
+    inputs = InputSet([photos, photos / "a.png"])
+    refused = {
+        "photos": "is the input folder",
+        "photos/": "is the input folder",
+        "alias": "is the input folder",
+        "photos/../photos/a.png": "is the input",
+        "alias/a.png": "is the input",
+        "hard.png": "is the input",  # another name of the same file
+        "photos/restored": "lies inside the input folder",
+        "alias/new/deeper.png": "lies inside the input folder",
+    }
+    for output, words in refused.items():
+        with pytest.raises(DSRIRError) as info:
+            refuse_overwriting_inputs([("-o", output)], inputs)
+        message = str(info.value)
+        assert message.startswith(f"-o {output}") and words in message and str(photos) in message, message
+        assert "\n" not in message
+    for output in ("out", "photos2", str(tmp_path), "photos.png"):  # beside, or a folder holding the inputs
+        refuse_overwriting_inputs([("-o", output)], inputs)
+    refuse_overwriting_inputs([("-o", None), ("--stats", "")], inputs)  # unset outputs are skipped
+    with pytest.raises(DSRIRError, match="is the input"):
+        with atomic_path(photos / "a.png", inputs=inputs):
+            pass
+    assert (photos / "a.png").read_bytes() == b"a"

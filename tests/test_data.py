@@ -471,3 +471,15 @@ def test_make_csv_default_output_and_missing_folder(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Rain100L/train/gt/" in err and err.count("\n") == 1
     assert make_csv_main(["--train-dir", str(tmp_path / "nope")]) == 2
+
+
+def test_make_csv_refuses_an_output_inside_a_source_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "train"
+    make_train_tree(root)
+    inside = root / "Rain100L" / "train" / "gt" / "norain-1.png"
+    before = inside.read_bytes()
+    assert make_csv_main(["--train-dir", str(root), "--mode", "rain", "--output", str(inside)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lies inside the input folder" in err and "Rain100L/train/gt" in err
+    assert inside.read_bytes() == before
+    assert make_csv_main(["--train-dir", str(root), "--mode", "rain", "--output", str(root / "rain.csv")]) == 0

@@ -1,10 +1,12 @@
-"""runtime.sources / runtime.sinks / runtime.uri: URI parsing, frame-exact reads, reconnects, atomic writers."""
+"""runtime.sources / runtime.sinks / runtime.uri: URI parsing, frame-exact reads, reconnects, atomic and checked
+writers (a video is read back before it is published), image folders that keep names and sizes."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from dsrir.errors import DSRIRError
+from dsrir.paths import InputSet
 from runtime import sinks, sources
 from runtime.sinks import NullSink, VideoFileSink, open_sink, parse_output
 from runtime.sources import (
@@ -25,7 +28,7 @@ from runtime.sources import (
     open_source,
     parse_input,
 )
-from runtime.uri import INPUT_FORMS, OUTPUT_FORMS
+from runtime.uri import INPUT_FORMS, OUTPUT_FORMS, input_paths, output_paths
 from tests.conftest import read_video
 
 
@@ -260,7 +263,7 @@ def test_runtime_never_imports_torch() -> None:
 # --- sinks -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["out.mp4", "out.avi"])
+@pytest.mark.parametrize("name", ["out.mp4", "out.avi", "out.mkv"])
 def test_video_file_sink_writes_a_playable_file(tmp_path: Path, name: str) -> None:
     frames = _frames(7)
     sink = open_sink(parse_output(str(tmp_path / name)), fps=15.0, size=(64, 48))
@@ -304,6 +307,74 @@ def test_image_folder_sink_numbers_frames(tmp_path: Path) -> None:
     pattern = open_sink(parse_output(str(tmp_path / "p_%03d.jpg")), fps=10.0, size=(64, 48))
     pattern.write(frames[0])
     assert (tmp_path / "p_000.jpg").is_file()
+
+
+def test_a_video_that_does_not_read_back_is_an_error_and_is_not_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenCV's writer ignores write errors (a full disk): the closed file is read back before it is published."""
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"an earlier run")
+    sink = VideoFileSink(path, fps=10.0, size=(64, 48))
+    for frame in _frames(3):
+        sink.write(frame)
+    monkeypatch.setattr(sinks, "unplayable", lambda tmp, frames: "the container does not open")
+    with pytest.raises(DSRIRError) as info:
+        sink.close()
+    assert str(info.value).startswith(f"{path}: could not write: ") and "does not read back" in str(info.value)
+    assert path.read_bytes() == b"an earlier run" and [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    sink.close()  # idempotent, raises once
+
+
+def test_unplayable_names_what_is_wrong(tmp_path: Path) -> None:
+    good = tmp_path / "good.avi"
+    _write_lossless(good, _frames(4))
+    assert sinks.unplayable(good, 4) is None
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes((tmp_path / "good.avi").read_bytes()[:200])
+    assert sinks.unplayable(truncated, 4) is not None
+
+
+def test_image_folder_sink_keeps_the_input_names_and_sizes(tmp_path: Path) -> None:
+    names = deque([Path("in/small.png"), Path("in/b.jpg")])
+    sink = open_sink(parse_output(str(tmp_path / "out") + "/"), fps=10.0, size=(64, 48), names=names)
+    assert "input names" in sink.description
+    sink.write(_frames(1, height=5, width=7)[0])
+    sink.write(_frames(1, height=30, width=20)[0])
+    assert cv2.imread(str(tmp_path / "out" / "small.png")).shape == (5, 7, 3)
+    assert cv2.imread(str(tmp_path / "out" / "b.jpg")).shape == (30, 20, 3)
+    assert not names
+
+
+def test_image_folder_sink_rechecks_every_file_against_the_inputs(tmp_path: Path) -> None:
+    """A pattern's later names are only known at write time (``--input-loop``): each is checked before writing."""
+    (tmp_path / "000001.png").write_bytes(b"input")
+    inputs = InputSet([tmp_path / "000001.png"])
+    sink = sinks.ImageFolderSink(str(tmp_path / "%06d.png"), inputs=inputs)
+    sink.write(_frames(1)[0])
+    with pytest.raises(DSRIRError, match="is the input"):
+        sink.write(_frames(1)[0])
+    assert (tmp_path / "000001.png").read_bytes() == b"input"
+
+
+def test_output_paths_are_known_before_the_run(tmp_path: Path) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(frames / name), _frames(1)[0])
+    source = parse_input(str(frames))
+    assert input_paths(source) == [frames, frames / "a.png", frames / "b.png"]
+    out = tmp_path / "out"
+    assert output_paths(parse_output(f"{out}/"), source) == [out, out / "a.png", out / "b.png"]
+    assert output_paths(parse_output(f"{out}/f%02d.jpg"), source) == [out, out / "f00.jpg", out / "f01.jpg"]
+    assert output_paths(parse_output(str(tmp_path / "x.mp4")), source) == [tmp_path / "x.mp4"]
+    assert output_paths(parse_output("display://0"), source) == []
+    (tmp_path / "other").mkdir()
+    cv2.imwrite(str(tmp_path / "other" / "a.png"), _frames(1)[0])
+    both = parse_input(str(tmp_path / "*" / "a.png"))
+    with pytest.raises(DSRIRError, match="several images are named a.png"):
+        output_paths(parse_output(f"{out}/"), both)
+    assert len(output_paths(parse_output(f"{out}/%03d.png"), both)) == 3  # numbered: no clash
 
 
 def test_display_headless_becomes_null(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -4,7 +4,11 @@ Reproduces the paper's mixture: BSD400 + WED clean images (noise added on the fl
 25 times, and one random hazy version of 5,000 random RESIDE OTS clean images. Rows keep the official order:
 noise, then rain, then haze.
 
-    python -m dsrir.data.make_csv --train-dir /data/train --mode all_in_one
+    python -m dsrir.data.make_csv --train-dir /data/train --mode all_in_one --output my_all_in_one.csv
+
+The default ``--output`` is ``datasets/train/train_{mode}.csv``; in a checkout that is one of the shipped official
+CSVs (the paper's exact sampling, which ``python -m train`` reads by default), so replacing it needs ``--force``.
+The output may not lie inside a source folder it reads.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import numpy as np
 from dsrir.atomic import write_text_atomic
 from dsrir.errors import DSRIRError
 from dsrir.imageio import is_image_file, list_images
+from dsrir.paths import refuse_overwriting_inputs, resolved
 
 MODES = ("all_in_one", "noise", "rain", "haze")
+SHIPPED_NAMES = frozenset(f"train_{mode}.csv" for mode in MODES)
 # What each source needs under the train dir, as reported when it is missing.
 SOURCE_FOLDERS = {
     "BSD400": ("BSD400",),
@@ -29,12 +35,37 @@ SOURCE_FOLDERS = {
     "Rain100L": ("Rain100L/train/gt", "Rain100L/train/rainy"),
     "Reside": ("Reside/train/gt", "Reside/train/hazy"),
 }
+# The official CSVs shipped in the checkout (datasets/train/train_{mode}.csv); replacing one needs --force.
+SHIPPED_CSV_DIR = Path(__file__).resolve().parents[2] / "datasets" / "train"
 MODE_SOURCES = {
     "all_in_one": ("BSD400", "WED", "Rain100L", "Reside"),
     "noise": ("BSD400", "WED"),
     "rain": ("Rain100L",),
     "haze": ("Reside",),
 }
+
+
+def shipped_csv(path: Path) -> bool:
+    """Whether ``path`` (any spelling, symlinks followed) is one of the shipped official CSVs."""
+    real = resolved(path)
+    return real.is_file() and real.parent == resolved(SHIPPED_CSV_DIR) and real.name in SHIPPED_NAMES
+
+
+def check_output(output: Path, root: Path, mode: str, force: bool) -> bool:
+    """Refuse, before any work, an output inside a source folder or (without ``force``) over a shipped CSV.
+    Returns whether a shipped CSV is being replaced."""
+    sources = [root / folder for source in MODE_SOURCES[mode] for folder in SOURCE_FOLDERS[source]]
+    refuse_overwriting_inputs([("--output", output)], sources)
+    if not shipped_csv(output):
+        return False
+    if not force:
+        rows = sum(1 for _ in resolved(output).open(encoding="utf-8", errors="replace"))
+        raise DSRIRError(
+            f"--output {output} is the shipped official CSV ({rows} rows, the paper's sampling, read by python -m "
+            "train by default): write your own with --output PATH (then train with --train-csv PATH), or pass "
+            "--force to replace it"
+        )
+    return True
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -141,7 +172,14 @@ def _parser() -> argparse.ArgumentParser:
         "haze = Reside (default: %(default)s)",
     )
     parser.add_argument(
-        "--output", type=Path, metavar="PATH", help="CSV to write (default: datasets/train/train_{mode}.csv)"
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="CSV to write (default: datasets/train/train_{mode}.csv, which in a checkout is the shipped CSV: "
+        "replacing that needs --force)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="allow replacing a shipped datasets/train/train_{mode}.csv"
     )
     parser.add_argument(
         "--ots-count",
@@ -167,12 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     output = args.output or Path(f"datasets/train/train_{args.mode}.csv")
     try:
+        replacing = check_output(output, args.train_dir, args.mode, args.force)
         rows, summaries = build_rows(args.train_dir, args.mode, args.ots_count, args.rain_repeat, args.seed)
         write_text_atomic(output, "".join(f"{row}\n" for row in rows))
     except (DSRIRError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(rows)} rows to {output}: {', '.join(summaries)}")
+    if replacing:
+        print(f"replaced the shipped {output} (--force); git checkout -- {output} brings the official one back")
     return 0
 
 

@@ -28,6 +28,19 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
 
 
+AUTO_TILE = 512  # tile edge when ``max_pixels`` forces tiling and no tile was given
+
+
+def check_tiling(tile: int | None, overlap: int) -> None:
+    """``--tile`` positive and ``0 <= --tile-overlap < tile`` (512 for automatic tiles): a negative overlap leaves
+    gaps between tiles (black pixels), one as large as the tile never advances."""
+    if tile is not None and tile < 1:
+        raise DSRIRError(f"--tile {tile}: expected a positive number of pixels")
+    edge = AUTO_TILE if tile is None else tile
+    if not 0 <= overlap < edge:
+        raise DSRIRError(f"--tile-overlap {overlap}: expected 0 <= overlap < tile ({edge})")
+
+
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets so tiles of ``tile`` cover ``size`` with at least ``overlap`` shared pixels."""
     if size <= tile:
@@ -53,7 +66,7 @@ class Restorer:
         device: where to run.
         tile: tile edge in pixels (rounded up to the size multiple); ``None`` disables tiling
             unless ``max_pixels`` forces it.
-        tile_overlap: pixels shared by neighbouring tiles.
+        tile_overlap: pixels shared by neighbouring tiles, ``0 <= tile_overlap < tile`` (or < 512).
         max_pixels: images with more pixels than this are tiled (with ``tile`` or 512).
     """
 
@@ -68,9 +81,8 @@ class Restorer:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.multiple = model.config.size_multiple
+        check_tiling(tile, tile_overlap)
         self.tile = None if tile is None else -(-tile // self.multiple) * self.multiple
-        if self.tile is not None and tile_overlap >= self.tile:
-            raise DSRIRError(f"--tile-overlap {tile_overlap} must be smaller than the tile size {self.tile}")
         self.tile_overlap = tile_overlap
         self.max_pixels = max_pixels
 
@@ -83,7 +95,7 @@ class Restorer:
         padded, (h, w) = pad_to_multiple(x, self.multiple)
         tile = self.tile
         if tile is None and self.max_pixels is not None and h * w > self.max_pixels:
-            tile = 512
+            tile = AUTO_TILE
         if tile is None or (padded.shape[-2] <= tile and padded.shape[-1] <= tile):
             out = self.model.restore(padded)
         else:
