@@ -17,6 +17,7 @@ CLI_MODULES = (
     "export.build_engine",
     "export.triton",
     "runtime.video",
+    "runtime.serve",
     "calibration.cli",
     "dsrir.restore",
     "dsrir.evaluate",

@@ -14,7 +14,7 @@ import numpy as np
 from dsrir.errors import DSRIRError
 from runtime.backends.trt_buffers import Profile
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
 SUFFIXES = {
     ".engine": "tensorrt",
     ".plan": "tensorrt",
@@ -58,7 +58,11 @@ def resolve_kind(model: Path, requested: str) -> str:
 
 
 def open_backend(model: str | Path, requested: str = "auto", plugin_lib: str | Path | None = None) -> Backend:
-    """Load ``model`` with the requested (or suffix-chosen) backend."""
+    """Load ``model`` with the requested (or suffix-chosen) backend; ``triton://HOST:PORT/MODEL`` is a server."""
+    if str(model).startswith("triton://") or requested == "triton":
+        from runtime.backends.triton_backend import TritonBackend
+
+        return TritonBackend(str(model))
     path = Path(model)
     if not path.is_file():
         raise DSRIRError(f"{path}: model file not found")
