@@ -3,7 +3,10 @@
 trtexec's options under their usual names; the installed TensorRT's major version decides how a
 precision is obtained (``export.engine_precision``), and a request it cannot honour fails with one line.
 The plan and the equivalent trtexec command are printed before building; ``--dry-run`` stops there and
-needs no TensorRT and no GPU (``--target-trt`` picks the version to plan for).
+needs no TensorRT and no GPU (``--target-trt`` picks the version to plan for). Every plan first runs the ONNX
+import rules of its TensorRT version (:mod:`export.trt_import_rules`): a graph that parser would refuse or misread
+(the CPU INT8 graph, an opset-18 export for 8.x...) fails with one line; ``--dry-run`` without ``--target-trt``
+also reports the check for every TensorRT line it knows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from export.engine_plan import (
     BuildOptions,
     EnginePlan,
     dsrir_command,
+    import_report,
     make_plan,
     sidecar_path,
     timing_cache_pattern,
@@ -35,6 +39,7 @@ from export.engine_precision import PRECISIONS
 from export.engine_shapes import Profile, format_shape
 from export.engine_sidecar import EngineSidecar, write_sidecar
 from export.gpu_info import GpuInfo, query_gpu
+from export.trt_import_rules import TARGETS, rules_for
 from export.trt_version import DEFAULT_TARGET, INSTALL_HINT, full, installed_version, resolve_target, short
 from export.trtexec import trtexec_command
 
@@ -87,7 +92,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--target-trt",
         metavar="VERSION",
-        help=f"TensorRT version to plan for with --dry-run (default: the installed one, else {DEFAULT_TARGET})",
+        help=f"TensorRT version to plan and check the ONNX for with --dry-run (default: the installed one, else "
+        f"{DEFAULT_TARGET}; a dry run without it checks the ONNX for {', '.join(TARGETS)})",
     )
     parser.add_argument("--dry-run", action="store_true", help="check the ONNX and the options, print the plan, stop")
     parser.add_argument("--frontend", choices=FRONTENDS, default="onnx", help="torch-tensorrt: build from --checkpoint")
@@ -131,10 +137,12 @@ def format_plan(plan: EnginePlan, installed: bool) -> str:
         how = "ctypes.CDLL, RTLD_GLOBAL" if options.plugin_mode == "static" else "IPluginRegistry.load_library"
         plugin = f"{graph.plugin_nodes} {PLUGIN_OP} node(s); {options.plugin_lib} ({how})"
     timing = str(plan.timing_cache) if plan.timing_cache else f"{timing_cache_pattern(plan.version)} (per GPU)"
+    exported = f"exported for {graph.target_trt}; " if graph.target_trt else ""
     rows = [
         ("TensorRT", version),
         ("GPU", f"{plan.gpu.name} ({plan.gpu.sm})" if plan.gpu else "unknown until the build"),
         ("ONNX", f"{graph.path} ({graph.kind} graph, preset {meta.preset}, io {meta.io})"),
+        ("ONNX import", f"{exported}ok for {short(plan.version)} (rules: {rules_for(plan.version).source})"),
         ("input", f"{graph.input.name} {graph.input.dtype} {graph.layout}, H/W multiples of {meta.size_multiple}"),
         ("precision", f"{options.precision}: {precision.summary}"),
         ("strongly typed", "yes" if precision.strongly_typed else "no"),
@@ -213,6 +221,11 @@ def run_onnx(args: argparse.Namespace, options: BuildOptions) -> int:
     if installed is None and not args.dry_run:
         raise DSRIRError(f"{INSTALL_HINT}; --dry-run checks and plans without it")
     gpu = query_gpu() if installed is not None else None
+    if args.dry_run and args.target_trt is None:
+        report = import_report(graph, TARGETS)
+        width = max(len(target) for target, _ in report)
+        print("ONNX import check (export/trt_import_rules.py):")
+        print("\n".join(f"  TensorRT {target:<{width}}  {result}" for target, result in report))
     plan = make_plan(options, graph, resolve_target(installed, args.target_trt, args.dry_run), gpu)
     print(format_plan(plan, installed is not None and installed[:2] == plan.version[:2]))
     print(f"trtexec equivalent:\n  {trtexec_command(plan)}")

@@ -1,8 +1,9 @@
 """What the engine builder needs to know about an ONNX file, read without TensorRT.
 
 The builder's decisions depend on the graph, not on what a user remembers about it: the input's name,
-layout and type, whether it is already FP16, whether it carries Q/DQ nodes (explicit INT8), and whether
-it needs the ``DSRIR_PatchAttention`` plugin. The graph's ``dsrir.*`` metadata (``export.metadata``)
+layout and type, whether it is already FP16, whether it carries Q/DQ nodes (explicit INT8), whether
+it needs the ``DSRIR_PatchAttention`` plugin, and whether the TensorRT version's ONNX importer takes it
+(:mod:`export.trt_import_rules`, run by the plan). The graph's ``dsrir.*`` metadata (``export.metadata``)
 supplies the size multiple and is copied into the engine's sidecar.
 """
 
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
 from dsrir.errors import DSRIRError
+from export.graph_checks import recorded_target
 from export.metadata import ExportMetadata, read_metadata
+from export.trt_import_rules import Problem, check_for_target
+from export.trt_version import Version
 
 PLUGIN_OP = "DSRIR_PatchAttention"
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -47,6 +51,12 @@ class GraphInfo:
     has_fp16: bool
     plugin_nodes: int
     metadata: ExportMetadata
+    target_trt: str | None = None  # the TensorRT version export.onnx checked the graph for (None: not recorded)
+    model: onnx.ModelProto | None = field(default=None, compare=False, repr=False)  # weights not loaded
+
+    def import_problems(self, version: Version | str) -> list[Problem]:
+        """What TensorRT ``version``'s ONNX importer would refuse or misread in this graph (empty: nothing)."""
+        return [] if self.model is None else check_for_target(self.model, version)
 
     @property
     def kind(self) -> str:
@@ -161,6 +171,8 @@ def inspect_onnx(path: str | os.PathLike[str]) -> GraphInfo:
         has_fp16=_uses_fp16(model, nodes),
         plugin_nodes=sum(node.op_type == PLUGIN_OP for node in nodes),
         metadata=metadata,
+        target_trt=recorded_target(model),
+        model=model,
     )
 
 

@@ -18,8 +18,10 @@ from export.engine_graph import PLUGIN_OP, GraphInfo
 from export.engine_precision import PrecisionPlan, decide_precision
 from export.engine_shapes import Profile, format_shape, make_profile
 from export.gpu_info import AMPERE, GpuInfo, slug
+from export.trt_import_rules import rules_for, summary
 from export.trt_version import Version, short
 
+CPU_INT8 = "int8-cpu"  # calibration.ort_int8.PRECISION: ONNX Runtime's UINT8 graph, never a TensorRT engine
 HARDWARE_LEVELS = ("none", "ampere+", "same-compute-capability")
 PLUGIN_MODES = ("static", "dynamic")
 MAX_OPT_LEVEL = 5
@@ -150,8 +152,34 @@ def _check_plugin(options: BuildOptions, graph: GraphInfo, version: Version) -> 
     return notes
 
 
+def check_importable(graph: GraphInfo, version: Version) -> None:
+    """Refuse, in one line, a graph TensorRT ``version``'s ONNX parser would not import (export.trt_import_rules)."""
+    if graph.metadata.precision == CPU_INT8:
+        raise DSRIRError(
+            f"{graph.path} is the CPU INT8 graph (dsrir.precision {CPU_INT8}): its UINT8 zero points import into no "
+            "TensorRT version; build from the FP32/FP16 export or calibration's model_qdq.onnx"
+        )
+    problems = graph.import_problems(version)
+    if problems:
+        rules = rules_for(version)
+        line = "" if rules.line == short(version) else f" (checked with the {rules.line} rules)"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        fix = f"re-export with python -m export.onnx --target-trt {short(version)}"
+        raise DSRIRError(
+            f"{graph.path}: TensorRT {short(version)}{line} would not import it: {problems[0]}{more}; {fix}"
+        )
+
+
+def import_report(graph: GraphInfo, targets: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(version, "ok" | "N problems: ...")`` for each of ``targets``: what --dry-run prints without --target-trt."""
+    if graph.metadata.precision == CPU_INT8:
+        return [(target, "CPU INT8 graph (UINT8 zero points): no TensorRT imports it") for target in targets]
+    return [(target, summary(graph.import_problems(target))) for target in targets]
+
+
 def make_plan(options: BuildOptions, graph: GraphInfo, version: Version, gpu: GpuInfo | None) -> EnginePlan:
     """Check every option and decide everything a build needs; raises DSRIRError naming the flag at fault."""
+    check_importable(graph, version)
     calib = options.calib
     if calib is not None and not calib.is_file():
         raise DSRIRError(f"--calib {calib}: calibration cache not found")

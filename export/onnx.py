@@ -9,6 +9,11 @@ One input, one output (the final image), dynamic batch/H/W (H and W multiples of
 * ``--precision fp16``: an FP16 graph with float32 I/O for strongly typed TensorRT (:mod:`export.graph_fp16`).
 * ``--io uint8``: NHWC uint8 BGR frames in and out, pre/post-processing in the graph (:mod:`export.uint8_io`).
 
+``--target-trt VERSION`` (default :data:`export.trt_version.DEFAULT_TARGET`) picks the opset and the rewrites
+that TensorRT's ONNX importer needs (:mod:`export.target_rewrite`: opset 17, ``Shape`` + ``Slice`` for 8.5/8.6;
+explicit ``Squeeze`` axes for all), and the graph must pass that version's import rules
+(:mod:`export.trt_import_rules`). ``--opset`` still overrides the opset within what the target parses.
+
 INT8 (Q/DQ) graphs come from calibration, not from here. Every graph passes ``onnx.checker`` (full) and
 strict shape inference, is simplified with onnxslim when that keeps the output, and is compared with
 PyTorch on a random input (``--check-size``) before it is written, atomically, as a single file.
@@ -30,8 +35,10 @@ import dsrir
 from dsrir.atomic import atomic_path
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from export.graph_checks import check_graph
+from export.graph_checks import TARGET_KEY, check_graph
 from export.metadata import ExportMetadata, write_metadata
+from export.trt_import_rules import ImporterRules, rules_for
+from export.trt_version import DEFAULT_TARGET, Version, check_supported, parse_version, short
 
 if TYPE_CHECKING:  # torch and the exporter load in seconds: not for --help
     from torch import nn
@@ -59,9 +66,14 @@ class ExportOptions:
     patch_attention: str = "decomposed"
     precision: str = "fp32"
     io: str = "float"
-    opset: int = 18
+    opset: int | None = None  # None: what target_trt parses (18, or 17 for TensorRT 8.x)
+    target_trt: Version | None = None  # None: export.trt_version.DEFAULT_TARGET
     simplify: bool = True
     check_size: tuple[int, int] | None = DEFAULT_CHECK_SIZE
+
+    @property
+    def target(self) -> Version:
+        return self.target_trt or parse_version(DEFAULT_TARGET)
 
 
 @dataclass(frozen=True)
@@ -73,29 +85,47 @@ class ExportResult:
     parity: Parity | None
     parity_note: str
     seconds: float
+    target: Version  # the TensorRT version the graph was checked for
+    rules: ImporterRules
+
+
+def target_opset(options: ExportOptions) -> tuple[ImporterRules, int]:
+    """The import rules of the options' TensorRT target and the opset to write; DSRIRError if ``--opset`` is more
+    than that TensorRT parses."""
+    target = options.target
+    check_supported(target)
+    rules = rules_for(target)
+    opset = options.opset if options.opset is not None else rules.preferred_opset
+    if opset > rules.max_opset:
+        raise DSRIRError(
+            f"--opset {opset}: TensorRT {short(target)}'s ONNX parser implements opset {rules.max_opset} at most "
+            "(leave --opset out: --target-trt picks it)"
+        )
+    return rules, opset
 
 
 def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions) -> ExportResult:
     """Export ``model`` (a DSRIR in eval mode) to a checked in-memory ONNX model in the requested flavour."""
     from dsrir.ops.patch_attention import PatchAttention
     from export import plugin_nodes
+    from export.target_rewrite import UnsupportedForOpset17, UnsupportedRewrite, rewrite_for_target, to_opset17
     from export.torch_to_onnx import export_model
 
     started = time.perf_counter()
+    rules, opset = target_opset(options)
+    trt = f"TensorRT {short(options.target)}"
     multiple = int(model.config.size_multiple)  # type: ignore[union-attr, arg-type]
     plugin = options.patch_attention == "plugin"
     try:
-        graph = export_model(model, multiple, opset=max(options.opset, 18), plugin=plugin)
+        graph = export_model(model, multiple, opset=max(opset, 18), plugin=plugin)
     except Exception as exc:  # torch.export / the ONNX translation raise many types, with pages of context
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise ExportFailure(f"torch.onnx.export failed: {type(exc).__name__}: {first[:300]}") from exc
-    if options.opset == 17:  # the exporter writes 18 at least; JetPack 5's TensorRT parses up to 17
-        from export.opset17 import UnsupportedForOpset17, to_opset17
-
+    if opset == 17:  # the exporter writes 18 at least; TensorRT 8.5/8.6 (JetPack 5.1, 6.0) parse up to 17
         try:
             graph = to_opset17(graph)
         except UnsupportedForOpset17 as exc:
-            raise ExportFailure(f"cannot write opset 17: {exc}; use --opset 18") from exc
+            raise ExportFailure(f"cannot write opset 17 for {trt}: {exc}") from exc
     expected = sum(isinstance(m, PatchAttention) for m in model.modules()) if plugin else 0
     found = len(plugin_nodes.plugin_nodes(graph))
     if found != expected:
@@ -107,6 +137,10 @@ def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions)
 
         simplified = simplify(graph, check_shape, multiple)
         graph, note = simplified.model, simplified.note
+    try:  # after onnxslim, which could fold a Shape + Slice back into Shape(start, end)
+        graph = rewrite_for_target(graph, rules)
+    except UnsupportedRewrite as exc:
+        raise ExportFailure(f"cannot rewrite the graph for {trt}: {exc}") from exc
     if options.precision == "fp16":
         from export.graph_fp16 import convert_to_fp16
 
@@ -126,13 +160,25 @@ def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions)
         toolkit_version=dsrir.__version__,
     )
     write_metadata(graph, metadata)
+    _set_prop(graph, TARGET_KEY, short(options.target))
     graph.producer_name, graph.producer_version = "dsrir-edge export.onnx", dsrir.__version__
     try:
-        check_graph(graph)
+        check_graph(graph, options.target)  # DSRIRError, naming the node, if that TensorRT would not import it
+    except DSRIRError:
+        raise
     except Exception as exc:  # onnx raises ValidationError, InferenceError and others
         raise ExportFailure(f"the exported graph fails onnx.checker / shape inference: {error_line(exc)}") from exc
     parity, parity_note = _parity(graph, model, options, multiple)
-    return ExportResult(graph, metadata, found, note, parity, parity_note, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ExportResult(graph, metadata, found, note, parity, parity_note, seconds, options.target, rules)
+
+
+def _set_prop(model: onnx.ModelProto, key: str, value: str) -> None:
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = key, value
 
 
 def _parity(
@@ -193,6 +239,15 @@ def _check_size(text: str) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
+def _target(text: str) -> Version:
+    try:
+        version = parse_version(text, "--target-trt")
+        check_supported(version)
+    except DSRIRError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return version
+
+
 def _opset(text: str) -> int:
     newest = onnx.defs.onnx_opset_version()
     if not text.isdigit() or not MIN_OPSET <= int(text) <= newest:
@@ -227,7 +282,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="float",
         help="float: N x 3 x H x W RGB in [0, 1]; uint8: N x H x W x 3 BGR frames in and out",
     )
-    parser.add_argument("--opset", type=_opset, default=18, help=f"ONNX opset (>= {MIN_OPSET})")
+    parser.add_argument(
+        "--target-trt",
+        type=_target,
+        metavar="VERSION",
+        help=f"TensorRT version the graph must import into (8.5/8.6: JetPack 5.1/6.0; 10.3: JetPack 6.1/6.2); picks "
+        f"the opset and the rewrites its ONNX parser needs (default: {DEFAULT_TARGET})",
+    )
+    parser.add_argument(
+        "--opset", type=_opset, help=f"ONNX opset (>= {MIN_OPSET}; default: the newest up to 18 the target parses)"
+    )
     parser.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     parser.add_argument(
         "--check-size",
@@ -246,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=args.precision,
         io=args.io,
         opset=args.opset,
+        target_trt=args.target_trt,
         simplify=not args.no_simplify,
         check_size=args.check_size,
     )
@@ -269,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         + f", {meta.precision}, {layout}, H/W multiples of {meta.size_multiple}"
     )
     print(result.simplify_note)
+    print(f"TensorRT {short(result.target)} import check: ok (rules: {result.rules.source})")
+    if args.opset == MIN_OPSET and args.target_trt is None:
+        print(f"note: checked for TensorRT {DEFAULT_TARGET}; for JetPack 5.1 / 6.0 pass --target-trt 8.5 / 8.6")
     print(result.parity_note)
     print(f"took {time.perf_counter() - started:.1f} s (export, checks and parity {result.seconds:.1f} s)")
     return 0

@@ -30,6 +30,7 @@ from export.engine_sidecar import EngineSidecar, read_sidecar, write_sidecar
 from export.gpu_info import GpuInfo, parse_capability, slug
 from export.metadata import ExportMetadata, write_metadata
 from export.torch_trt import check_options, torch_profile
+from export.trt_import_rules import TARGETS
 from export.trt_plugin import creator_lookup, missing_creator_message
 from export.trt_version import parse_version, resolve_target
 from export.trtexec import trtexec_command
@@ -41,8 +42,12 @@ XAVIER = GpuInfo("Xavier", (7, 2))
 CALIB = "TRT-8601-EntropyCalibration2\ninput: 3c010a14\nconv1: 3ca3d70a\n"
 
 
-def make_onnx(path: Path, kind: str = "fp32", io: str = "float", plugin: bool = False, hw: int | None = None) -> Path:
-    """A tiny DSRIR-shaped graph: image in, 1x1 conv (+ optional Q/DQ and plugin node), image out."""
+def make_onnx(
+    path: Path, kind: str = "fp32", io: str = "float", plugin: bool = False, hw: int | None = None, opset: int = 17
+) -> Path:
+    """A tiny DSRIR-shaped graph: image in, 1x1 conv (+ optional Q/DQ and plugin node), image out; opset 17 by
+    default, which every targeted TensorRT (8.5 to 11.x) imports. ``kind`` ``cpu_int8`` is ONNX Runtime's CPU INT8
+    form: a UINT8 Q/DQ pair with zero point 128 and ``dsrir.precision`` int8-cpu."""
     ftype = TensorProto.FLOAT16 if kind == "fp16" else TensorProto.FLOAT
     height, width = (hw, hw) if hw else ("height", "width")
     weight = np.ones((3, 3, 1, 1), np.float16 if kind == "fp16" else np.float32)
@@ -57,10 +62,11 @@ def make_onnx(path: Path, kind: str = "fp32", io: str = "float", plugin: bool = 
         image = helper.make_tensor_value_info("input", ftype, ["batch", 3, height, width])
         nodes.append(helper.make_node("Identity", ["input"], ["x"]))
     source = "x"
-    if kind == "qdq":
+    if kind in ("qdq", "cpu_int8"):
+        zero_point = np.array(128, np.uint8) if kind == "cpu_int8" else np.array(0, np.int8)
         inits += [
             numpy_helper.from_array(np.array(0.01, np.float32), "s"),
-            numpy_helper.from_array(np.array(0, np.int8), "z"),
+            numpy_helper.from_array(zero_point, "z"),
         ]
         nodes += [
             helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
@@ -68,7 +74,7 @@ def make_onnx(path: Path, kind: str = "fp32", io: str = "float", plugin: bool = 
         ]
         source = "dq"
     nodes.append(helper.make_node("Conv", [source, "w"], ["y"]))
-    opsets = [helper.make_opsetid("", 18)]
+    opsets = [helper.make_opsetid("", opset)]
     if plugin:
         for name, shape in (("w1", (1, 3)), ("b1", (1,)), ("w2", (3, 1)), ("b2", (3,))):
             inits.append(numpy_helper.from_array(np.ones(shape, np.float32), name))
@@ -90,7 +96,7 @@ def make_onnx(path: Path, kind: str = "fp32", io: str = "float", plugin: bool = 
         nodes.append(helper.make_node("Identity", [last], ["output"]))
         out = helper.make_tensor_value_info("output", ftype, ["batch", 3, height, width])
     model = helper.make_model(helper.make_graph(nodes, "dsrir", [image], [out], inits), opset_imports=opsets)
-    precision = {"qdq": "int8"}.get(kind, kind)
+    precision = {"qdq": "int8-qdq", "cpu_int8": "int8-cpu"}.get(kind, kind)
     flavour = "plugin" if plugin else "decomposed"
     write_metadata(model, ExportMetadata("dsrir-xs", "all_in_one", flavour, precision, io, 8, "0-1", "0.1.0"))
     onnx.save(model, str(path))
@@ -498,7 +504,7 @@ def test_dry_run_int8_needs_qdq_or_a_calibration_cache(work: Path, capsys: pytes
     make_onnx(Path("fp32.onnx"))
     make_onnx(Path("int8.onnx"), "qdq")
     code, out, err = run_cli(["--precision", "int8", "--dry-run", "--onnx", "fp32.onnx"], capsys)
-    assert code == 2 and out == ""
+    assert code == 2 and out.startswith("ONNX import check") and "engine plan" not in out
     assert err.startswith("error: INT8 from an FP32 graph needs a calibration cache: pass --calib CACHE")
     assert err.count("\n") == 1
     code, out, err = run_cli(["--precision", "int8", "--dry-run", "--onnx", "int8.onnx"], capsys)
@@ -525,6 +531,64 @@ def test_trt11_fp16_flag_request_is_refused(work: Path, capsys: pytest.CaptureFi
     assert (
         err == "error: TensorRT 11 has no FP16 flag: export an FP16 graph with python -m export.onnx --precision fp16\n"
     )
+
+
+# ---- the ONNX import check ---------------------------------------------------------------------------
+
+
+def import_rows(out: str) -> dict[str, str]:
+    """The per-target rows a dry run without --target-trt prints before the plan: version -> result."""
+    lines = out.split("engine plan:")[0].splitlines()
+    assert lines[0] == "ONNX import check (export/trt_import_rules.py):"
+    rows = [line.split(None, 2)[1:] for line in lines[1:]]
+    return {version: result for version, result in rows}
+
+
+def test_dry_run_reports_the_import_check_for_every_target(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_onnx(Path("new.onnx"))  # opset 17, as export.onnx --target-trt 8.x writes
+    make_onnx(Path("old.onnx"), opset=18)
+    code, out, err = run_cli(["--dry-run", "--onnx", "new.onnx"], capsys)
+    assert code == 0, err
+    assert import_rows(out) == dict.fromkeys(TARGETS, "ok")
+    assert "ONNX import     ok for 10.3 (rules: onnx/onnx-tensorrt 96e7811 (branch 10.1-GA" in out
+    code, out, err = run_cli(["--dry-run", "--onnx", "old.onnx"], capsys)
+    assert code == 0, err  # the plan's TensorRT (10.3 by default) parses opset 18
+    rows = import_rows(out)
+    for old in ("8.5", "8.6"):
+        assert rows[old] == f"1 problem: the model: opset 18: TensorRT {old}'s parser implements opset 17 at most"
+    assert rows["10.3"] == rows["10.16"] == rows["11.1"] == "ok"
+
+
+def test_a_graph_the_target_cannot_import_is_one_line(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_onnx(Path("old.onnx"), opset=18)
+    code, out, err = run_cli(["--dry-run", "--onnx", "old.onnx", "--target-trt", "8.6"], capsys)
+    assert code == 2 and out == ""
+    assert err == (
+        "error: old.onnx: TensorRT 8.6 would not import it: the model: opset 18: TensorRT 8.6's parser implements "
+        "opset 17 at most; re-export with python -m export.onnx --target-trt 8.6\n"
+    )
+    code, out, err = run_cli(["--dry-run", "--onnx", "old.onnx", "--target-trt", "10.3"], capsys)
+    assert code == 0 and "ONNX import     ok for 10.3" in out and "ONNX import check" not in out
+
+
+def test_the_cpu_int8_graph_is_refused_for_every_tensorrt(
+    work: Path, with_fake_trt: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_onnx(Path("cpu.onnx"), "cpu_int8")
+    refusal = (
+        "error: cpu.onnx is the CPU INT8 graph (dsrir.precision int8-cpu): its UINT8 zero points import into no "
+        "TensorRT version; build from the FP32/FP16 export or calibration's model_qdq.onnx\n"
+    )
+    for target in TARGETS:
+        args = ["--precision", "int8", "--dry-run", "--onnx", "cpu.onnx", "--target-trt", target]
+        assert run_cli(args, capsys) == (2, "", refusal)
+    code, out, err = run_cli(["--precision", "int8", "--dry-run", "--onnx", "cpu.onnx"], capsys)
+    assert (code, err) == (2, refusal)
+    assert import_rows(out) == dict.fromkeys(TARGETS, "CPU INT8 graph (UINT8 zero points): no TensorRT imports it")
+    trt = with_fake_trt()
+    monkeypatch.setattr(build_engine, "query_gpu", lambda: ORIN)
+    assert run_cli(["--precision", "int8", "--onnx", "cpu.onnx"], capsys) == (2, "", refusal)
+    assert not [call for call in trt.calls if call[0] in ("network", "parse")]  # refused before TensorRT saw it
 
 
 def test_build_without_tensorrt_says_how_to_install(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -707,8 +771,10 @@ def fake_tensorrt(version: str = "10.3.0.30", dla_cores: int = 0, creator: bool 
 @pytest.fixture
 def with_fake_trt(monkeypatch: pytest.MonkeyPatch) -> Any:
     def install(**kwargs: Any) -> types.ModuleType:
+        """A fresh TensorRT, as in a new process: no plugin library loaded yet (export.trt_plugin loads each once)."""
         trt = fake_tensorrt(**kwargs)
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        monkeypatch.setattr("export.trt_plugin._loaded", {})
         monkeypatch.delitem(sys.modules, "export.trt_calibrator", raising=False)
         return trt
 

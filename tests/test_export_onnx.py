@@ -17,14 +17,16 @@ import pytest
 import torch
 
 from dsrir.checkpoint import official_checkpoint, read_weights, save_pth
+from dsrir.errors import DSRIRError
 from dsrir.model import DSRIR
 from dsrir.ops.patch_attention import PatchAttention
 from export import onnx_parity, plugin_nodes
 from export.graph_checks import check_graph
 from export.graph_fp16 import convert_to_fp16
 from export.metadata import ExportMetadata, read_metadata
-from export.onnx import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output
+from export.onnx import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output, target_opset
 from export.onnx import main as export_main
+from export.trt_import_rules import TARGETS, check_for_target, summary
 from export.uint8_io import wrap_uint8_io
 from tests.conftest import briefly_trained_denoiser, natural_like_image
 
@@ -74,6 +76,14 @@ def plugin(checkpoint: Path) -> Path:
     return output
 
 
+@pytest.fixture(scope="module")
+def for_trt86(checkpoint: Path) -> Path:
+    """The decomposed FP32 export for TensorRT 8.6 (JetPack 6.0; 8.5 alike): opset 17 and the 8.x rewrites."""
+    output = checkpoint.parent / "trt86.onnx"
+    assert export_main(["--checkpoint", str(checkpoint), "--target-trt", "8.6", "--output", str(output)]) == 0
+    return output
+
+
 def float_graph_matches_torch(graph: onnx.ModelProto, model: DSRIR, tolerance: float) -> list[float]:
     sess = onnx_parity.session(graph)
     errors = []
@@ -94,8 +104,44 @@ def test_decomposed_fp32_matches_pytorch_at_three_sizes_without_reexport(decompo
     dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
     assert {op.domain: op.version for op in graph.opset_import}[""] >= 17
+    assert {p.key: p.value for p in graph.metadata_props}["dsrir.target_trt"] == "10.3"  # the default target
     assert not plugin_nodes.plugin_nodes(graph)
     float_graph_matches_torch(graph, model, 1e-4)
+
+
+def test_trt86_export_runs_like_the_opset_18_export_and_imports_into_every_target(
+    for_trt86: Path, decomposed: Path, model: DSRIR
+) -> None:
+    graph, reference = onnx.load(str(for_trt86)), onnx.load(str(decomposed))
+    assert {op.domain: op.version for op in graph.opset_import}[""] == 17
+    assert {op.domain: op.version for op in reference.opset_import}[""] == 18
+    shapes = {n.output[0] for n in graph.graph.node if n.op_type == "Shape"}
+    assert len(shapes) == 3 and not [n for n in graph.graph.node if n.op_type == "Shape" and n.attribute]
+    assert len([n for n in graph.graph.node if n.op_type == "Slice" and n.input[0] in shapes]) == 3
+    means = [n for n in graph.graph.node if n.op_type == "ReduceMean"]
+    assert len(means) == 27 and all(len(n.input) == 1 and "axes" in {a.name for a in n.attribute} for n in means)
+    assert all(len(n.input) == 2 for n in graph.graph.node if n.op_type == "Squeeze")
+    for target in TARGETS:  # 8.5 and 8.6 included; the opset-18 export only passes the 10.x/11.x ones
+        assert check_for_target(graph, target) == [], summary(check_for_target(graph, target))
+    assert [bool(check_for_target(reference, target)) for target in TARGETS] == [True, True, False, False, False]
+    sessions = onnx_parity.session(graph), onnx_parity.session(reference)
+    for i, shape in enumerate(SIZES):
+        image = np.random.default_rng(10 + i).random(shape, dtype=np.float32)
+        got, want = (onnx_parity.run_float(sess, image, MULTIPLE) for sess in sessions)
+        assert np.abs(got - want).max() <= 1e-5
+    float_graph_matches_torch(graph, model, 1e-4)
+
+
+def test_the_target_picks_the_opset_and_bounds_an_explicit_one() -> None:
+    targets = [None, (8, 5), (8, 6, 2), (10, 3), (11, 1)]
+    assert [target_opset(ExportOptions(target_trt=target))[1] for target in targets] == [18, 17, 17, 18, 18]
+    assert target_opset(ExportOptions(opset=17))[1] == 17  # still honoured: 10.3 parses opset 17 too
+    assert target_opset(ExportOptions(opset=20, target_trt=(10, 3)))[1] == 20
+    with pytest.raises(DSRIRError) as info:
+        target_opset(ExportOptions(opset=18, target_trt=(8, 6)))
+    assert str(info.value) == (
+        "--opset 18: TensorRT 8.6's ONNX parser implements opset 17 at most (leave --opset out: --target-trt picks it)"
+    )
 
 
 def test_plugin_graph_has_one_node_per_patch_attention(plugin: Path, decomposed: Path, model: DSRIR) -> None:
@@ -267,7 +313,16 @@ def test_failed_check_is_one_line_exit_1_and_writes_nothing(
     assert not output.exists()
 
 
-@pytest.mark.parametrize("flag", [["--opset", "16"], ["--check-size", "64"], ["--precision", "int8"]])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--opset", "16"],
+        ["--check-size", "64"],
+        ["--precision", "int8"],
+        ["--target-trt", "8.4"],
+        ["--target-trt", "x"],
+    ],
+)
 def test_bad_flags_exit_2(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         export_main(["--checkpoint", "x.pth", *flag])

@@ -353,7 +353,7 @@ def export_qat(
     base: Ranges,
     output_dir: Path,
     settings: dict[str, object],
-    high_precision: str = "fp32",
+    target: tuple[int, ...] | None = None,
 ) -> tuple[QDQParity, dict[str, Path]]:
     """FP32 export of the fine-tuned weights, the learned ranges mapped onto it, Q/DQ insertion, parity, writes.
 
@@ -362,11 +362,11 @@ def export_qat(
     """
     model = model.cpu().eval()
     plain = strip_fake_quant(copy.deepcopy(model))
-    fp32 = build_onnx(plain, preset, mode, ExportOptions()).model
+    fp32 = build_onnx(plain, preset, mode, ExportOptions(target_trt=target)).model  # opset and rewrites of the target
     sites = conv_sites(fp32)
     ranges = learned_ranges(model, sites, base)
     parity = check_qdq(insert_qdq(fp32, ranges), sites, model)  # FP32 flavour: rounds as the fake quantisers
-    qdq = insert_qdq(fp32, ranges, high_precision)
+    qdq = insert_qdq(fp32, ranges, high_precision_for(target or parse_version(DEFAULT_TARGET)))
     fp32_path, ranges_path, qdq_path = output_dir / FP32_NAME, output_dir / RANGES_NAME, output_dir / QDQ_NAME
     save_onnx(fp32, fp32_path)
     digest = sha256_file(fp32_path)
@@ -412,8 +412,8 @@ def run(args: argparse.Namespace) -> QATSummary:
     ranges = dataclasses.replace(learned_ranges(model, sites, base), model_sha256=base.model_sha256)
     save_checkpoint(checkpoint, model, weights, mode, len(losses), ranges)
     settings = {"steps": len(losses), "loss": args.loss, "scales": args.scales, "learning_rate": args.learning_rate}
-    high_precision = high_precision_for(parse_version(args.target_trt, "--target-trt"))
-    parity, files = export_qat(model, preset, mode, base, output_dir, settings, high_precision)
+    target = parse_version(args.target_trt, "--target-trt")
+    parity, files = export_qat(model, preset, mode, base, output_dir, settings, target)
     window = loss_window(len(losses))
     return QATSummary(
         steps=len(losses),
