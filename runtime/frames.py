@@ -29,10 +29,14 @@ class FrameProcessor:
         self.io, self.multiple, self.profile = io, size_multiple, profile
         self.frame_hw: tuple[int, int] | None = None
         self.allocations = 0
+        self.out_float = np.empty((0, 0, 3), np.float32)
+        self.batch_hw: tuple[int, int] | None = None  # the batch buffers' frame size and capacity (prepare_batch)
+        self.batch_capacity = 0
 
     def _plan(self, hw: tuple[int, int]) -> None:
         ph, pw = padded_hw(hw, self.multiple, self.profile)
         self.padded = np.empty((1, ph, pw, 3), np.uint8)  # NHWC BGR, the uint8 graph's input as is
+        self.rgb: np.ndarray | None = None
         if self.io == "float":
             self.rgb = np.empty((ph, pw, 3), np.uint8)
             self.nchw = np.empty((1, 3, ph, pw), np.float32)
@@ -45,15 +49,40 @@ class FrameProcessor:
         hw = (frame.shape[0], frame.shape[1])
         if hw != self.frame_hw:
             self._plan(hw)
-        ph, pw = self.padded.shape[1:3]
+        self._fill(frame, self.padded[0], self.nchw[0] if self.io == "float" else None, self.rgb)
+        return self.padded if self.io == "uint8" else self.nchw
+
+    def _fill(self, frame: np.ndarray, padded: np.ndarray, nchw: np.ndarray | None, rgb: np.ndarray | None) -> None:
+        """Pad ``frame`` into ``padded`` (H x W x 3 BGR) and, for float I/O, convert it into ``nchw`` (3 x H x W)."""
+        hw = (frame.shape[0], frame.shape[1])
+        ph, pw = padded.shape[:2]
         bottom, right = ph - hw[0], pw - hw[1]
         border = cv2.BORDER_REFLECT_101 if bottom < hw[0] and right < hw[1] else cv2.BORDER_REPLICATE
-        cv2.copyMakeBorder(frame, 0, bottom, 0, right, border, dst=self.padded[0])
-        if self.io == "uint8":
-            return self.padded
-        cv2.cvtColor(self.padded[0], cv2.COLOR_BGR2RGB, dst=self.rgb)
-        np.multiply(self.rgb.transpose(2, 0, 1), INV_255, out=self.nchw[0])
-        return self.nchw
+        cv2.copyMakeBorder(frame, 0, bottom, 0, right, border, dst=padded)
+        if nchw is not None and rgb is not None:
+            cv2.cvtColor(padded, cv2.COLOR_BGR2RGB, dst=rgb)
+            np.multiply(rgb.transpose(2, 0, 1), INV_255, out=nchw)
+
+    def prepare_batch(self, frames: list[np.ndarray]) -> np.ndarray:
+        """One network input for several frames of one size (a batch of ``len(frames)``); a view of buffers kept
+        apart from :meth:`prepare`'s, re-planned when the size changes or the batch outgrows them."""
+        hw = (frames[0].shape[0], frames[0].shape[1])
+        if any((frame.shape[0], frame.shape[1]) != hw for frame in frames):
+            raise ValueError("prepare_batch takes frames of one size; group them by size first")
+        if hw != self.batch_hw or len(frames) > self.batch_capacity:
+            capacity = len(frames) if hw != self.batch_hw else max(len(frames), self.batch_capacity)
+            ph, pw = padded_hw(hw, self.multiple, self.profile)
+            self.batch_padded = np.empty((capacity, ph, pw, 3), np.uint8)
+            if self.io == "float":
+                self.batch_rgb = np.empty((ph, pw, 3), np.uint8)
+                self.batch_nchw = np.empty((capacity, 3, ph, pw), np.float32)
+            self.batch_hw, self.batch_capacity = hw, capacity
+            self.allocations += 1
+        count = len(frames)
+        for index, frame in enumerate(frames):
+            nchw = self.batch_nchw[index] if self.io == "float" else None
+            self._fill(frame, self.batch_padded[index], nchw, self.batch_rgb if self.io == "float" else None)
+        return self.batch_padded[:count] if self.io == "uint8" else self.batch_nchw[:count]
 
     def finish(self, output: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
         """A new BGR uint8 frame (the caller may keep it while the next frame is processed).
@@ -129,6 +158,45 @@ class FrameRunner:
             small = cv2.resize(frame, (plan.size[1], plan.size[0]), interpolation=cv2.INTER_AREA)
             return cv2.resize(self._one(small), (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
         return self._tiled(frame, plan)
+
+    def run_batch(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames of one size restored in one inference (the network's batch dimension); one frame is :meth:`run`.
+
+        ``timings`` holds the batch's pre/infer/post seconds. Resized frames are batched at the resized size; tiled
+        frames are restored one by one (their tiles, one inference each)."""
+        if len(frames) == 1:
+            return [self.run(frames[0])]
+        hw = (frames[0].shape[0], frames[0].shape[1])
+        plan = self._fit_plan(hw)
+        if plan.mode == "tile":
+            total = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+            results = []
+            for frame in frames:
+                results.append(self.run(frame))
+                for stage, seconds in self.timings.items():
+                    total[stage] += seconds
+            self.timings = total
+            return results
+        self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        if plan.mode == "resize":
+            size = (plan.size[1], plan.size[0])
+            small = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
+            back = (hw[1], hw[0])
+            return [cv2.resize(out, back, interpolation=cv2.INTER_LINEAR) for out in self._many(small)]
+        return self._many(frames)
+
+    def _many(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        start = time.perf_counter()
+        batch = self.processor.prepare_batch(frames)
+        mid = time.perf_counter()
+        output = self.backend.infer(batch)
+        done = time.perf_counter()
+        hw = (frames[0].shape[0], frames[0].shape[1])
+        results = [self.processor.finish(output[index : index + 1], hw) for index in range(len(frames))]
+        self.timings["pre"] += mid - start
+        self.timings["infer"] += done - mid
+        self.timings["post"] += time.perf_counter() - done
+        return results
 
     def submit(self, frame: np.ndarray) -> Ticket:
         """Start ``frame``; the backend copies the prepared input, so the next frame may be prepared at once."""

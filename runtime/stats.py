@@ -148,3 +148,93 @@ class StatusLine:
         if self.bar is not None:
             self.update(force=True)
             self.bar.close()
+
+
+class MultiStats:
+    """Statistics of several streams through one engine: a :class:`RunStats` per stream (its FPS, drops,
+    reconnects, end-to-end latency), one for all of them together (``total``: FPS over every stream, the
+    per-inference pre/infer/post times) and the batch sizes the inferences ran with.
+
+    Each stream's warm-up is ``warmup`` frames; the total's is ``warmup`` frames per stream."""
+
+    def __init__(self, names: list[str], warmup: int = 0) -> None:
+        self.warmup = warmup
+        self.streams = [RunStats(warmup=warmup) for _ in names]
+        for index, (name, stats) in enumerate(zip(names, self.streams)):
+            stats.info.update(stream=index, input=name, state="running")
+        self.total = RunStats(warmup=warmup * len(names))
+        self.info = self.total.info
+        self.batch_sizes: dict[int, int] = {}
+        self.lock = threading.Lock()
+
+    def batch(self, size: int) -> None:
+        """One inference of ``size`` frames (counted from the first; warm-up included)."""
+        with self.lock:
+            self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+
+    def _totals(self) -> None:
+        """Counters the streams set themselves (skipped frames, reconnects) summed into the total."""
+        for name in ("skipped", "reconnects"):
+            self.total.set_count(name, sum(stats.counts[name] for stats in self.streams))
+
+    def batch_summary(self) -> dict[str, Any]:
+        with self.lock:
+            sizes = dict(sorted(self.batch_sizes.items()))
+        count = sum(sizes.values())
+        frames = sum(size * times for size, times in sizes.items())
+        return {
+            "inferences": count,
+            "mean": round(frames / count, 3) if count else 0.0,
+            "sizes": {str(size): times for size, times in sizes.items()},
+            **({"max": self.info["max_batch"]} if "max_batch" in self.info else {}),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """``--stats``: the total's keys (as a single stream's run has them), ``batch`` and a list of ``streams``."""
+        self._totals()
+        return {**self.total.summary(), "batch": self.batch_summary(), "streams": [s.summary() for s in self.streams]}
+
+    def status(self) -> str:
+        return self.total.status()
+
+    def table(self) -> str:
+        """Per stream, then the total, then the batches."""
+        self._totals()
+        rows = [s.summary() for s in self.streams]
+        head = (
+            f"{'stream':<7}{'fps':>8}{'in':>7}{'out':>7}{'dropped':>9}{'skipped':>9}{'reconn':>8}"
+            f"{'e2e p50':>9}{'e2e p95':>9}  {'state':<11}input"
+        )
+        lines = [head]
+        for row in rows:
+            e2e = row["latency_ms"].get("end_to_end", {})
+            state = row.get("state", "")
+            source = f"{row.get('input', '')}" + (f" ({row['error']})" if row.get("error") else "")
+            lines.append(
+                f"{row['stream']:<7}{row['fps']:>8.2f}{row['frames_in']:>7}{row['frames_out']:>7}{row['dropped']:>9}"
+                f"{row['skipped']:>9}{row['reconnects']:>8}{e2e.get('p50', float('nan')):>9.1f}"
+                f"{e2e.get('p95', float('nan')):>9.1f}  {state:<11}{source}"
+            )
+        total = self.total.summary()
+        e2e = total["latency_ms"].get("end_to_end", {})
+        lines.append(
+            f"{'total':<7}{total['fps']:>8.2f}{total['frames_in']:>7}{total['frames_out']:>7}{total['dropped']:>9}"
+            f"{total['skipped']:>9}{total['reconnects']:>8}{e2e.get('p50', float('nan')):>9.1f}"
+            f"{e2e.get('p95', float('nan')):>9.1f}"
+        )
+        lines.append(f"{'per inference':<14}{'p50 ms':>8}{'p95 ms':>10}{'max ms':>10}")
+        lines.extend(
+            f"{stage:<14}{v['p50']:>8.1f}{v['p95']:>10.1f}{v['max']:>10.1f}"
+            for stage, v in total["latency_ms"].items()
+            if stage in ("pre", "infer", "post")
+        )
+        batch = self.batch_summary()
+        sizes = ", ".join(f"{size}: {times}" for size, times in batch["sizes"].items()) or "none"
+        cap = f" (max {batch['max']})" if "max" in batch else ""
+        lines.append(f"{batch['inferences']} inferences, mean batch {batch['mean']:.2f}{cap}; batch sizes {sizes}")
+        if "backend" in total:
+            lines.append(f"{total['backend']} {total.get('precision', '')}, {len(rows)} streams")
+        return "\n".join(lines)
+
+    def write_json(self, path: Path) -> None:
+        write_text_atomic(path, json.dumps(self.summary(), indent=2) + "\n")

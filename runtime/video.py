@@ -2,6 +2,11 @@
 
 One command from any source to any sink: the backend is picked from the model file, capture/inference/output run
 on their own threads, a status line shows FPS and stage times, and Ctrl-C finalises the output file.
+
+Several ``--input`` flags run several streams through one engine, their frames batched into one inference
+(:mod:`runtime.multistream`): ``--output`` once per input in the same order, once with a ``{stream}`` placeholder
+(``out_{stream}.mp4`` -> ``out_0.mp4``, ``out_1.mp4``, ...), or once as a mosaic of every stream (``display://0``,
+``rtsp://``, ``gst:``, or any output with ``--mosaic``).
 """
 
 from __future__ import annotations
@@ -29,24 +34,36 @@ DEGRADATIONS = ("none", "noise", "rain", "haze")
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "dsrir-xs-p50_all_in_one.onnx"
 EXIT_CODES = {"done": 0, "interrupted": 130, "terminated": 143}
 DEFAULT_FPS = 30.0
+STREAM_PLACEHOLDER = "{stream}"  # in --output: the stream's number, 0 for the first --input
+MOSAIC_KINDS = ("display", "stream", "gst")  # one of these given once for several inputs: a mosaic of them all
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.video",
         description="Restore video with DSRIR in real time (TensorRT, ONNX Runtime or PyTorch).",
-        epilog="Exit status: 0 done, 2 usage/input error, 1 other failure, 130 after Ctrl-C and 143 after SIGTERM "
+        epilog="Exit status: 0 done, 2 usage/input error, 1 other failure (with several inputs: also when one "
+        "stream's input or output failed; the others ran to their end), 130 after Ctrl-C and 143 after SIGTERM "
         "(the output is finalised with the frames processed so far; a second Ctrl-C aborts at once).",
         formatter_class=DefaultsHelpFormatter,
     )
     io = parser.add_argument_group("input and output")
     io.add_argument(
         "--input",
-        default="demo",
+        action="append",
+        default=None,
         help="demo, camN or v4l2:///dev/videoN, csiN or csi://N, a video file or file://, rtsp:// or http(s)://, an "
-        "image folder or glob, gst:PIPELINE",
+        "image folder or glob, gst:PIPELINE; repeat it for several streams through one engine (none given: demo)",
     )
-    io.add_argument("--output", default=None, help="file (.mp4/.avi), images folder, display://0, rtsp://, none")
+    io.add_argument(
+        "--output",
+        action="append",
+        default=None,
+        help="file (.mp4/.avi), images folder, display://0, rtsp://, none. Several inputs: once per --input in "
+        "order, once with {stream} (out_{stream}.mp4 -> out_0.mp4, out_1.mp4, ...), or once as display://, rtsp:// "
+        "or gst: for a mosaic of every stream",
+    )
+    io.add_argument("--mosaic", action="store_true", help="several inputs: tile every stream into the one --output")
     io.add_argument("--no-output", action="store_true", help="restore without writing anything (benchmarking)")
     io.add_argument("--input-width", type=int, default=None, help="camera/CSI capture width")
     io.add_argument("--input-height", type=int, default=None, help="camera/CSI capture height")
@@ -69,7 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")
     model.add_argument("--fit", choices=FIT_MODES, default="error", help="frames larger than the engine's profile")
     run = parser.add_argument_group("run")
-    run.add_argument("--max-frames", type=int, default=None, help="stop after this many input frames")
+    run.add_argument("--max-frames", type=int, default=None, help="stop after this many input frames (per input)")
+    run.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        help="several inputs: most frames per inference; default: the number of inputs, capped by the model's "
+        "largest batch (a TensorRT engine: 1)",
+    )
+    run.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=10.0,
+        help="several inputs: once a batch has a frame, how long it waits for the other streams' frames",
+    )
     run.add_argument("--warmup", type=int, default=3, help="frames run before timing starts")
     run.add_argument("--queue-size", type=int, default=4, help="frames each queue holds")
     run.add_argument("--stats", type=Path, default=None, help="write the run's statistics as JSON here")
@@ -109,12 +139,14 @@ def degrader(kind: str, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | N
 
 
 def _check(args: argparse.Namespace) -> None:
-    for flag in ("max_frames", "queue_size", "input_width", "input_height"):
+    for flag in ("max_frames", "queue_size", "input_width", "input_height", "max_batch"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise DSRIRError(f"--{flag.replace('_', '-')} {value}: expected a positive number")
     if args.warmup < 0 or args.reconnect < 0:
         raise DSRIRError("--warmup and --reconnect must be 0 or more")
+    if args.batch_wait_ms < 0:
+        raise DSRIRError(f"--batch-wait-ms {args.batch_wait_ms:g}: expected 0 or more")
 
 
 def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | str, stats: Path | None) -> InputSet:
@@ -130,6 +162,99 @@ def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | s
     return inputs
 
 
+def _with_placeholder(text: str) -> str:
+    """``out.mp4`` -> ``out_{stream}.mp4``, ``frames/`` -> ``frames_{stream}/``: the spelling an error suggests."""
+    path = Path(text.rstrip("/\\"))
+    if path.suffix:
+        return str(path.with_name(f"{path.stem}_{STREAM_PLACEHOLDER}{path.suffix}"))
+    return f"{path}_{STREAM_PLACEHOLDER}/"
+
+
+def plan_outputs(
+    outputs: list[str], count: int, mosaic: bool = False, no_output: bool = False
+) -> tuple[list[SinkSpec], SinkSpec | None]:
+    """Several inputs: each stream's output, or one mosaic output (then the per-stream list is empty).
+
+    ``--output`` once per ``--input`` (in order); once with ``{stream}`` (the stream's number); once as display://,
+    rtsp:// or gst: (a mosaic), or any output with ``--mosaic``; none: nothing written. Anything else is ambiguous
+    and refused in one line."""
+    from runtime.uri import SinkSpec, parse_output
+
+    nothing = [SinkSpec("none", "")] * count
+    if no_output or not outputs:
+        return nothing, None
+    if len(outputs) == 1:
+        text = outputs[0]
+        if STREAM_PLACEHOLDER in text:
+            if mosaic:
+                raise DSRIRError(
+                    f"--output {text!r} names one output per input ({STREAM_PLACEHOLDER}) and --mosaic asks for one "
+                    "output of every stream: drop one of them"
+                )
+            return [parse_output(text.replace(STREAM_PLACEHOLDER, str(i))) for i in range(count)], None
+        spec = parse_output(text)
+        if spec.kind == "none":
+            return nothing, None
+        if mosaic or spec.kind in MOSAIC_KINDS:
+            return [], spec
+        raise DSRIRError(
+            f"--output {text!r} for {count} inputs: give --output once per --input (in order), once with a "
+            f"{STREAM_PLACEHOLDER} placeholder such as {_with_placeholder(text)!r}, or add --mosaic to tile every "
+            "stream into it"
+        )
+    if len(outputs) != count:
+        raise DSRIRError(
+            f"--output given {len(outputs)} times for {count} inputs: give it once per --input (in order), or once "
+            f"with a {STREAM_PLACEHOLDER} placeholder such as out_{STREAM_PLACEHOLDER}.mp4"
+        )
+    if mosaic:
+        raise DSRIRError("--mosaic tiles every stream into one output: give --output once, not once per input")
+    specs = [parse_output(text.replace(STREAM_PLACEHOLDER, str(i))) for i, text in enumerate(outputs)]
+    seen: dict[tuple[str, str], int] = {}
+    for index, spec in enumerate(specs):
+        if spec.kind in ("none", "file", "images"):  # files and folders are compared resolved, in protect_streams
+            continue
+        first = seen.setdefault((spec.kind, spec.location), index)
+        if first != index:
+            raise DSRIRError(
+                f"--output {outputs[index]!r} is given for inputs {first} and {index}: one output shows one stream; "
+                "give it once for a mosaic of every stream"
+            )
+    return specs, None
+
+
+def protect_streams(
+    sources: list[SourceSpec],
+    sinks: list[SinkSpec],
+    mosaic: SinkSpec | None,
+    model: Path | str,
+    stats: Path | None,
+) -> InputSet:
+    """``protect_inputs`` for several inputs: no output may be or lie inside ANY input (or the model), and no two
+    streams may write the same file or folder."""
+    from dsrir.paths import InputSet, refuse_overwriting_inputs, resolved
+    from runtime.uri import SourceSpec, input_paths, output_paths
+
+    inputs = InputSet(
+        [*(path for spec in sources for path in input_paths(spec)), *([model] if isinstance(model, Path) else [])]
+    )
+    outputs: list[tuple[str, Path | None]] = []
+    owner: dict[Path, int] = {}
+    for index, (source, sink) in enumerate(zip(sources, sinks)):
+        for path in output_paths(sink, source):
+            first = owner.setdefault(resolved(path), index)
+            if first != index:
+                raise DSRIRError(
+                    f"--output {sink.location} (input {index}) and the output of input {first} both write {path}: "
+                    "give each input its own output"
+                )
+            outputs.append(("--output", path))
+    if mosaic is not None:
+        outputs.extend(("--output", path) for path in output_paths(mosaic, SourceSpec("stream", "mosaic")))
+    refuse_overwriting_inputs([*outputs, ("--stats", stats)], inputs)
+    return inputs
+
+
 def run(args: argparse.Namespace) -> int:
     from runtime.backends import open_backend
     from runtime.frames import FrameRunner
@@ -140,13 +265,21 @@ def run(args: argparse.Namespace) -> int:
     from runtime.uri import keeps_input_names
 
     _check(args)
+    texts = args.input or ["demo"]
+    if len(texts) > 1:
+        return run_streams(args, texts)
+    outputs = args.output or []
+    if len(outputs) > 1:
+        raise DSRIRError(f"--output given {len(outputs)} times for one --input: give one output per --input")
+    input_text = texts[0]
+    output_text = outputs[0].replace(STREAM_PLACEHOLDER, "0") if outputs else None
     model = args.model or default_model()
-    source_spec = parse_input(args.input)
-    sink_spec = parse_output("none" if args.no_output else args.output)
+    source_spec = parse_input(input_text)
+    sink_spec = parse_output("none" if args.no_output else output_text)
     inputs = protect_inputs(source_spec, sink_spec, model, args.stats)
     backend = open_backend(model, args.backend, args.plugin_lib)
     stats = RunStats(warmup=args.warmup)
-    stats.info.update(backend=backend.name, precision=backend.precision, model=str(model), input=args.input)
+    stats.info.update(backend=backend.name, precision=backend.precision, model=str(model), input=input_text)
     try:
         source = open_source(
             source_spec,
@@ -185,6 +318,98 @@ def run(args: argparse.Namespace) -> int:
     print(stats.table(), file=sys.stderr)
     if args.stats is not None:
         stats.write_json(args.stats)
+    return EXIT_CODES[ended]
+
+
+def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
+    """Several inputs through one engine (:mod:`runtime.multistream`)."""
+    from runtime.backends import open_backend
+    from runtime.frames import FrameRunner
+    from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch, failure_text
+    from runtime.sinks import open_sink
+    from runtime.sources import open_source, parse_input
+    from runtime.stats import MultiStats
+    from runtime.uri import keeps_input_names
+
+    model = args.model or default_model()
+    source_specs = [parse_input(text) for text in texts]
+    sink_specs, mosaic_spec = plan_outputs(args.output or [], len(texts), args.mosaic, args.no_output)
+    inputs = protect_streams(source_specs, sink_specs, mosaic_spec, model, args.stats)
+    backend = open_backend(model, args.backend, args.plugin_lib)
+    stats = MultiStats(texts, warmup=args.warmup)
+    stats.info.update(backend=backend.name, precision=backend.precision, model=str(model), input=texts)
+    sources: list[object] = []
+    try:
+        for spec in source_specs:
+            sources.append(
+                open_source(
+                    spec,
+                    width=args.input_width,
+                    height=args.input_height,
+                    rate=args.input_rate,
+                    loop=args.input_loop,
+                    latency_ms=args.input_latency,
+                    reconnect=args.reconnect,
+                )
+            )
+        limit = backend_max_batch(backend)
+        wanted = args.max_batch or len(texts)
+        max_batch = min(wanted, limit) if limit else wanted
+        if args.max_batch and max_batch < args.max_batch:
+            print(f"--max-batch {args.max_batch}: the model takes at most {limit} per inference", file=sys.stderr)
+        stats.info["max_batch"] = max_batch
+        for index, source in enumerate(sources):
+            print(f"stream {index}: {source.description}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"{len(sources)} streams -> {backend.description}, up to {max_batch} per inference", file=sys.stderr)
+
+        def opener(spec: SinkSpec, fps: float, names: object) -> Callable[[tuple[int, int]], object]:
+            def open_for(size: tuple[int, int]) -> object:
+                return open_sink(spec, fps, size, headless=args.headless, names=names, inputs=inputs)  # type: ignore[arg-type]
+
+            return open_for
+
+        setups = []
+        for index, (source, spec) in enumerate(zip(sources, source_specs)):
+            fps = float(getattr(source, "fps", None) or DEFAULT_FPS)
+            sink_spec = sink_specs[index] if mosaic_spec is None else None
+            names = None
+            if sink_spec is not None and keeps_input_names(sink_spec, spec):
+                names = source.record_names()  # type: ignore[attr-defined]
+            setups.append(
+                StreamSetup(
+                    source,
+                    open_sink=None if sink_spec is None else opener(sink_spec, fps, names),  # type: ignore[arg-type]
+                    fixed_size=sink_spec is None or sink_spec.kind != "images",
+                    degrade=degrader(args.degrade, seed=index),
+                )
+            )
+        mosaic = None
+        if mosaic_spec is not None:
+            mosaic = opener(mosaic_spec, float(getattr(sources[0], "fps", None) or DEFAULT_FPS), None)
+        pipeline = MultiPipeline(
+            setups,
+            FrameRunner(backend, args.fit),
+            stats,
+            max_batch=max_batch,
+            max_wait_s=args.batch_wait_ms / 1000.0,
+            queue_size=args.queue_size,
+            max_frames=args.max_frames,
+            side_by_side=args.side_by_side,
+            status=getattr(args, "progress", True),
+            mosaic=mosaic,  # type: ignore[arg-type]
+        )
+        ended = pipeline.run()
+    finally:
+        for source in sources:
+            source.close()  # type: ignore[attr-defined]
+        backend.close()
+    print(stats.table(), file=sys.stderr)
+    if args.stats is not None:
+        stats.write_json(args.stats)
+    for index, exc in pipeline.failures:
+        print(f"error: stream {index} ({texts[index]}): {failure_text(exc)}", file=sys.stderr)
+    if pipeline.failures and ended == "done":
+        return 1
     return EXIT_CODES[ended]
 
 

@@ -55,10 +55,11 @@ def write_engine(
     profiles: int = 1,
     sharing: bool = False,
     layout: str = "nchw",
+    max_batch: int = 1,
 ) -> Path:
     """A fake engine whose output is 1 - input (float) or 255 - input (uint8)."""
-    shape = (lambda h, w: [1, 3, h, w]) if layout == "nchw" else (lambda h, w: [1, h, w, 3])
-    ranges = [shape(8, 8), shape(32, 32), shape(*MAX_HW)]
+    shape = (lambda n, h, w: [n, 3, h, w]) if layout == "nchw" else (lambda n, h, w: [n, h, w, 3])
+    ranges = [shape(1, 8, 8), shape(1, 32, 32), shape(max_batch, *MAX_HW)]
     uint8 = dtype_in == "uint8"
     spec = {
         "inputs": [{"name": "input", "dtype": dtype_in}],
@@ -161,6 +162,17 @@ def test_uint8_engine_takes_nhwc_frames(fake_gpu: tuple[ModuleType, ModuleType],
     batch = natural_like_image(32, 48, 0)[None]
     output = backend.infer(batch)
     assert output.dtype == np.uint8 and np.array_equal(output, 255 - batch)
+    backend.close()
+
+
+def test_a_batch_up_to_the_profiles_largest_fits_the_buffers(
+    fake_gpu: tuple[ModuleType, ModuleType], tmp_path: Path
+) -> None:
+    """Several streams share one engine: the buffers hold the profile's largest batch, not one frame."""
+    backend = open_trt(write_engine(tmp_path / "m.engine", max_batch=4))
+    assert backend.max_batch == 4
+    batch = np.concatenate([frame(seed) for seed in range(3)])
+    np.testing.assert_allclose(backend.infer(batch), 1 - batch, atol=1e-6)
     backend.close()
 
 

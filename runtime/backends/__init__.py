@@ -25,14 +25,16 @@ SUFFIXES = {
 
 
 class Backend(Protocol):
-    """A loaded network. ``io`` float: ``infer`` takes and returns (1, 3, H, W) RGB float32 in [0, 1]; ``io`` uint8:
-    (1, H, W, 3) BGR uint8. H and W are multiples of ``size_multiple`` and inside ``profile`` (None: any)."""
+    """A loaded network. ``io`` float: ``infer`` takes and returns (N, 3, H, W) RGB float32 in [0, 1]; ``io`` uint8:
+    (N, H, W, 3) BGR uint8. H and W are multiples of ``size_multiple`` and inside ``profile`` (None: any); N is at
+    most ``max_batch`` (None: any)."""
 
     name: str
     precision: str
     io: str
     size_multiple: int
     profile: Profile | None
+    max_batch: int | None
     description: str
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...

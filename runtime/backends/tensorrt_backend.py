@@ -137,6 +137,7 @@ class TrtBackend:
         shapes = self.engine.get_tensor_profile_shape(self.input_name, 0)
         low, opt, high = (_dims(dims) for dims in shapes)
         self.profile: Profile | None = profile_from_shapes(low, opt, high, self.layout)
+        self.max_batch: int | None = int(high[0])  # the profile's largest batch; buffers are sized for it
         self.size_multiple = sidecar.size_multiple if sidecar else 8
         self.precision = sidecar.precision if sidecar else "unknown"
         device = self.cuda.Context.get_device()
@@ -171,7 +172,7 @@ class TrtBackend:
     def _allocate(self, slot: Slot, hw: tuple[int, int]) -> None:
         """Buffers for the profile maximum (or this frame, when larger than what is allocated)."""
         largest = self.profile.max_hw if self.profile and self.profile.max_hw else hw
-        wanted = plan_buffers(largest, self.dtype, self.layout, output_dtype=self.out_dtype)
+        wanted = plan_buffers(largest, self.dtype, self.layout, batch=self.max_batch or 1, output_dtype=self.out_dtype)
         if not needs_realloc(slot.plan, wanted):
             return
         cuda = self.cuda

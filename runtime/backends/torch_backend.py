@@ -18,6 +18,7 @@ class TorchBackend:
     name = "torch"
     io = "float"
     profile: Profile | None = None
+    max_batch: int | None = None
 
     def __init__(self, path: Path, device: str | None = None) -> None:
         try:

@@ -81,6 +81,7 @@ class TritonBackend:
             raise DSRIRError(f"{uri}: input {self.input_name!r} is {self.datatype}; expected FP32, FP16 or UINT8")
         self.io = "uint8" if self.datatype == "UINT8" else "float"
         self.batched = int(config.get("max_batch_size", 0)) > 0
+        self.max_batch: int | None = int(config.get("max_batch_size", 0)) or 1  # without batching: one frame
         shape = [int(d) for d in inputs[0]["shape"]]  # with the batch dim (-1 when Triton batches)
         channels = shape[3] if self.io == "uint8" and len(shape) == 4 else shape[1] if len(shape) == 4 else 0
         if channels not in (3, -1):
