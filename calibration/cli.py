@@ -24,11 +24,13 @@ from calibration.calibrators import CALIBRATORS
 from calibration.collect import calibration_settings, check_calibratable, collect_ranges, load_model
 from calibration.dataset import (
     DEFAULT_COUNT,
+    DEFAULT_CROP,
     SOURCE_KINDS,
     CalibrationSet,
     build_calibration_set,
     check_size,
     file_sha256,
+    parse_crop,
     parse_size,
 )
 from calibration.ranges import Ranges
@@ -36,6 +38,8 @@ from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.onnx import save_onnx
+from export.trt_import_rules import check_for_target
+from export.trt_import_rules import summary as import_summary
 from export.trt_version import DEFAULT_TARGET, parse_version, short
 
 RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
@@ -61,6 +65,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--size", default="640x360", metavar="WxH", help="deployment frame size; multiples of the model's 8"
     )
     parser.add_argument(
+        "--crop",
+        default="{}x{}".format(*DEFAULT_CROP),
+        metavar="WxH|none",
+        help="calibrate on a seeded random window of each frame (made and degraded at --size first; multiples of 8, "
+        "clamped to --size): ranges follow content, not frame size, and the run takes minutes instead of hours; "
+        "none: whole frames",
+    )
+    parser.add_argument(
         "--calibrator",
         choices=tuple(CALIBRATORS),
         default="entropy",
@@ -71,7 +83,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output-dir", type=Path, default=None, help="where the files go; None: MODEL_STEM.calib beside the ONNX"
     )
-    parser.add_argument("--seed", type=int, default=0, help="synthetic degradations and the photo order")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="synthetic degradations, the photo order and the crop positions"
+    )
     parser.add_argument(
         "--max-memory-gb",
         type=float,
@@ -89,11 +103,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "halves them to 7 at load on x86 CPUs without VNNI",
     )
     parser.add_argument(
-        "--trt-version",
+        "--target-trt",
+        "--trt-version",  # the earlier spelling; --target-trt is export.build_engine's, train.qat's, export.onnx's
+        dest="target_trt",
         default=DEFAULT_TARGET,
-        help="the TensorRT release that reads calib.cache, with its patch number if not 0 (JetPack 6.0: 8.6.2; "
-        "6.1/6.2: 10.3): the cache header carries it and TensorRT skips a cache from another release; "
-        f"TensorRT {LAST_WITH_CALIBRATORS + 1}+ has no calibrators, so no cache",
+        help="the TensorRT release the artefacts are for, with its patch number if not 0 (JetPack 6.0: 8.6.2; "
+        "6.1/6.2: 10.3): calib.cache's header carries it (TensorRT skips a cache from another release; "
+        f"{LAST_WITH_CALIBRATORS + 1}+ has no calibrators, so no cache), and {QDQ_MODEL} is FP16 outside the INT8 "
+        "layers for 10+ (strongly typed builds), FP32 for 8.x",
     )
     return parser.parse_args(argv)
 
@@ -133,7 +150,7 @@ def write_artefacts(
     """Everything derived from the ranges, before ``ranges.json`` itself; what was written and what not."""
     written, notes = [out / MANIFEST], []
     dataset.write_manifest(out / MANIFEST)
-    version = parse_version(args.trt_version, "--trt-version")
+    version = parse_version(args.target_trt, "--target-trt")
     if version[0] > LAST_WITH_CALIBRATORS:
         notes.append(f"{CACHE}: not written (TensorRT {short(version)} has no calibrators; use {QDQ_MODEL})")
     else:
@@ -155,7 +172,16 @@ def write_artefacts(
     if qdq is None:
         notes.append(f"{QDQ_MODEL}: not written (calibration.qdq is not installed)")
     else:
-        save_onnx(qdq.insert_qdq(model, ranges), out / QDQ_MODEL)
+        high_precision = qdq.high_precision_for(version)  # FP16 around INT8 for strongly typed TensorRT 10/11
+        graph = qdq.insert_qdq(model, ranges, high_precision)
+        save_onnx(graph, out / QDQ_MODEL)
+        notes.append(f"{QDQ_MODEL}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
+        problems = check_for_target(graph, version)
+        if problems:  # the FP32 graph was exported for another TensorRT line
+            notes.append(
+                f"{QDQ_MODEL}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
+                f"the FP32 graph with python -m export.onnx --target-trt {short(version)} and calibrate that"
+            )
         written.append(out / QDQ_MODEL)
     return written, notes
 
@@ -169,7 +195,7 @@ def summary(ranges: Ranges, dataset: CalibrationSet, seconds: float, written: li
             f"{len(ranges.activations)} activations, {len(ranges.weights)} conv weights (per channel)",
         ),
         ("calibrator", f"{how}, {settings.get('runs_per_frame', '?')} ONNX Runtime runs per frame"),
-        ("frames", f"{len(dataset)} {dataset.kind}, {dataset.size[0]}x{dataset.size[1]}, seed {dataset.seed}"),
+        ("frames", f"{len(dataset)} {dataset.kind}, {frames_line(dataset)}, seed {dataset.seed}"),
         ("time", f"{seconds:.1f} s (calibration {settings.get('seconds', '?')} s)"),
         ("written", ", ".join(str(path) for path in written)),
         *(("note", note) for note in notes),
@@ -177,23 +203,30 @@ def summary(ranges: Ranges, dataset: CalibrationSet, seconds: float, written: li
     return "\n".join(f"{name:<20}{value}" for name, value in rows)
 
 
-def check_args(args: argparse.Namespace) -> tuple[int, int]:
-    """Flag values that would otherwise fail after minutes of calibration; the frame size."""
-    parse_version(args.trt_version, "--trt-version")
+def frames_line(dataset: CalibrationSet) -> str:
+    size = f"{dataset.size[0]}x{dataset.size[1]}"
+    if dataset.crop is None:
+        return size
+    return f"{size}, each cropped to {dataset.crop[0]}x{dataset.crop[1]} at a random place"
+
+
+def check_args(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """Flag values that would otherwise fail after minutes of calibration; the frame size and the crop."""
+    parse_version(args.target_trt, "--target-trt")
     if not 0 < args.percentile <= 100:
         raise DSRIRError(f"--percentile {args.percentile}: expected a percentage in (0, 100]")
     if args.max_memory_gb <= 0:
         raise DSRIRError(f"--max-memory-gb {args.max_memory_gb}: expected a positive number of GiB")
-    return parse_size(args.size)
+    return parse_size(args.size), parse_crop(args.crop)
 
 
 def run(args: argparse.Namespace) -> str:
     started = time.perf_counter()
-    size = check_args(args)
+    size, crop = check_args(args)
     model = load_model(args.onnx)
     check_size(size, check_calibratable(model, args.onnx))
     kind = next(kind for kind in SOURCE_KINDS if getattr(args, kind) is not None)
-    dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed)
+    dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed, crop)
     out: Path = args.output_dir if args.output_dir is not None else args.onnx.with_suffix(".calib")
     settings = calibration_settings(args.calibrator, args.percentile)
     ranges = reusable(out / RANGES, file_sha256(args.onnx), dataset, settings)

@@ -3,9 +3,9 @@
 Every float activation (the graph input and every float node output that depends on it) is calibrated, because
 TensorRT may place INT8 on any of them. ONNX Runtime only returns tensors that are graph outputs and keeps every
 returned tensor alive until the run ends, so the tensors are split into groups whose outputs fit a memory budget,
-and each frame is run once per group. Output sizes at the deployment size are extrapolated from two small probe
-runs (elements = a + b * H * W fits every tensor of a fully convolutional net). Conv weights get per-output-channel
-ranges straight from the initializers.
+and each frame is run once per group. Output sizes at the size the frames run at (the crop window, if the set has
+one) are extrapolated from two small probe runs (elements = a + b * H * W fits every tensor of a fully
+convolutional net). Conv weights get per-output-channel ranges straight from the initializers.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def collect_ranges(
     started = time.perf_counter()
     names = activation_tensors(model)
     first, inner = names[0], names[1:]
-    groups = plan_runs(inner, estimate_bytes(model, inner, dataset.size, multiple), int(max_memory_gb * 2**30))
+    groups = plan_runs(inner, estimate_bytes(model, inner, dataset.frame_size, multiple), int(max_memory_gb * 2**30))
     kw = {"percentile": percentile} if calibrator == "percentile" else {}
     calibrators: dict[str, Calibrator] = {name: make_calibrator(calibrator, **kw) for name in names}
     sessions = [_session(model, group) for group in groups]

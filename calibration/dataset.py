@@ -1,13 +1,18 @@
 """Calibration sets: frames at the deployment size from images, a video, or synthetically degraded clean photos.
 
 INT8 ranges are only as good as the frames they are measured on, so a set is described by a manifest (source
-files with their sha256, frame plan, size, seed) whose hash decides whether earlier ranges can be reused. Frames
-are produced lazily, one ``1 x 3 x H x W`` float32 RGB array in [0, 1] at a time (what the float-I/O ONNX takes),
-so 512 frames of 640x360 never sit in memory together; iterating again reproduces them exactly.
+files with their sha256, frame plan, size, crop, seed) whose hash decides whether earlier ranges can be reused.
+Frames are produced lazily, one ``1 x 3 x H x W`` float32 RGB array in [0, 1] at a time (what the float-I/O ONNX
+takes), so a long set never sits in memory; iterating again reproduces it exactly.
+
+Ranges depend on what a frame shows, not on how large it is, while calibration time grows with the pixels run: so
+a set can calibrate on crops. Every frame is read and degraded at the deployment size (rain streak length and haze
+depth look as they will in deployment), then a seeded random window, aligned to 8 pixels, is cut out of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -25,11 +30,14 @@ from dsrir.data.degrade import degrade
 from dsrir.errors import DSRIRError
 from dsrir.imageio import is_image_file, list_images, read_image
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: crop window and per-frame crop positions
 SOURCE_KINDS = ("images", "video", "synthetic")
 TASKS = ("noise", "rain", "haze")  # the synthetic mix, in equal shares
 DEFAULT_SIZE = (640, 360)  # W x H
-DEFAULT_COUNT = 512
+DEFAULT_COUNT = 48
+DEFAULT_CROP = (256, 256)  # W x H, what the CLI calibrates on by default; None: whole frames
+CROP_ALIGN = 8  # crop sides and positions: multiples of every DSRIR preset's size multiple
+CROP_STREAM = 0xC0  # third word of frame k's crop seed [seed, k, CROP_STREAM]; [seed, k] degrades it
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class FramePlan:
     source: int
     frame: int | None = None
     task: str | None = None
+    at: tuple[int, int] | None = None  # x, y of the crop window's top-left corner in the deployment-size frame
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,12 @@ class CalibrationSet:
     size: tuple[int, int]  # W x H
     seed: int
     plan: list[FramePlan]
+    crop: tuple[int, int] | None = None  # W x H window cut from each frame; None: whole frames
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """W x H of the frames the model runs on: the crop window, else the deployment size."""
+        return self.crop if self.crop is not None else self.size
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -56,7 +71,10 @@ class CalibrationSet:
     def __iter__(self) -> Iterator[np.ndarray]:
         """The frames in plan order, as ``1 x 3 x H x W`` float32 RGB in [0, 1]."""
         images = _video_frames(self) if self.kind == "video" else _image_frames(self)
-        for image in images:
+        for image, frame in zip(images, self.plan):
+            if self.crop is not None and frame.at is not None:
+                (x, y), (width, height) = frame.at, self.crop
+                image = image[y : y + height, x : x + width]
             yield to_nchw(image)
 
     def manifest(self) -> dict[str, Any]:
@@ -64,10 +82,14 @@ class CalibrationSet:
             "format": MANIFEST_FORMAT,
             "kind": self.kind,
             "size": list(self.size),
+            "crop": list(self.crop) if self.crop is not None else None,
             "count": len(self.plan),
             "seed": self.seed,
             "sources": [{"path": str(p), "sha256": h} for p, h in zip(self.sources, self.source_sha256)],
-            "frames": [{"source": f.source, "frame": f.frame, "task": f.task} for f in self.plan],
+            "frames": [
+                {"source": f.source, "frame": f.frame, "task": f.task, "at": list(f.at) if f.at else None}
+                for f in self.plan
+            ],
         }
 
     @property
@@ -88,6 +110,30 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise DSRIRError(f"--size {text!r}: expected WIDTHxHEIGHT such as 640x360")
     return int(parts[0]), int(parts[1])
+
+
+def parse_crop(text: str) -> tuple[int, int] | None:
+    """``256x256`` -> (256, 256), W x H; ``none`` (or ``full``) -> None, whole frames."""
+    if text.strip().lower() in ("none", "full"):
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise DSRIRError(f"--crop {text!r}: expected WIDTHxHEIGHT such as 256x256, or none for whole frames")
+    width, height = int(parts[0]), int(parts[1])
+    if width % CROP_ALIGN or height % CROP_ALIGN:
+        raise DSRIRError(
+            f"--crop {text}: width and height must be multiples of {CROP_ALIGN}, e.g. "
+            f"{_round_up(width, CROP_ALIGN)}x{_round_up(height, CROP_ALIGN)}"
+        )
+    return width, height
+
+
+def fit_crop(crop: tuple[int, int] | None, size: tuple[int, int]) -> tuple[int, int] | None:
+    """The crop window inside ``size`` frames: each side at most the frame's; None when it covers the whole frame."""
+    if crop is None:
+        return None
+    window = (min(crop[0], size[0]), min(crop[1], size[1]))
+    return None if window == size else window
 
 
 def check_size(size: tuple[int, int], multiple: int) -> None:
@@ -113,20 +159,31 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def build_calibration_set(
-    kind: str, location: str, count: int = DEFAULT_COUNT, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0
+    kind: str,
+    location: str,
+    count: int = DEFAULT_COUNT,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    crop: tuple[int, int] | None = None,
 ) -> CalibrationSet:
     """Plan ``count`` frames from ``--images DIR|GLOB``, ``--video FILE`` or ``--synthetic CLEAN_DIR``.
 
     Images and video frames are used as they are (at most one frame per image; video frames sampled evenly);
     synthetic frames cycle through the clean photos in a seeded order, each degraded by noise, rain and haze in
-    turn, with its own seeded generator.
+    turn, with its own seeded generator. With ``crop`` (W x H, multiples of 8; clamped to ``size``) each frame, made
+    at ``size`` as without it, is cut to a window at a seeded random position aligned to 8 pixels.
     """
     if count < 1:
         raise DSRIRError(f"--count {count}: expected at least 1 frame")
+    if crop is not None and (crop[0] % CROP_ALIGN or crop[1] % CROP_ALIGN or min(crop) < 1):
+        raise DSRIRError(f"--crop {crop[0]}x{crop[1]}: width and height must be positive multiples of {CROP_ALIGN}")
+    window = fit_crop(crop, size)
     if kind == "video":
         source = Path(location)
         plan = [FramePlan(0, frame=i) for i in _evenly(_video_length(source), count)]
-        return CalibrationSet(kind, [source], [file_sha256(source)], size, seed, plan)
+        return CalibrationSet(
+            kind, [source], [file_sha256(source)], size, seed, _place(plan, window, size, seed), window
+        )
     if kind == "images":
         sources = _image_files(location, "--images")
         plan = [FramePlan(i) for i in _evenly(len(sources), count)]
@@ -138,7 +195,20 @@ def build_calibration_set(
         ]
     else:
         raise ValueError(f"unknown calibration source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
-    return CalibrationSet(kind, sources, [file_sha256(p) for p in sources], size, seed, plan)
+    hashes = [file_sha256(p) for p in sources]
+    return CalibrationSet(kind, sources, hashes, size, seed, _place(plan, window, size, seed), window)
+
+
+def _place(plan: list[FramePlan], window: tuple[int, int] | None, size: tuple[int, int], seed: int) -> list[FramePlan]:
+    """Give every frame a crop position: uniform over the 8-pixel-aligned positions that keep the window inside."""
+    if window is None:
+        return plan
+    placed = []
+    for k, frame in enumerate(plan):
+        rng = np.random.default_rng([seed, k, CROP_STREAM])
+        x, y = (CROP_ALIGN * int(rng.integers(0, (full - side) // CROP_ALIGN + 1)) for full, side in zip(size, window))
+        placed.append(dataclasses.replace(frame, at=(x, y)))
+    return placed
 
 
 def _evenly(available: int, count: int) -> list[int]:

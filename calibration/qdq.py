@@ -32,6 +32,7 @@ need opset 19 (QuantizeLinear/DequantizeLinear-19 take float16), which TensorRT 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -134,6 +135,84 @@ def placement(model: onnx.ModelProto) -> set[tuple[str, frozenset[str]]]:
         convs = {modules.get(r.name, r.op_type) for out in dequantized for r in readers.get(out, [])}
         result.add((kind, frozenset(convs)))
     return result
+
+
+EPILOGUE_OPS = frozenset({"Relu", "LeakyRelu", "Add"})  # what TensorRT fuses into a Conv before its output Q
+
+
+@dataclass(frozen=True)
+class QDQStructure:
+    """How a Q/DQ graph will run in TensorRT, counted from the graph: INT8 convolutions, activation quantizers that a
+    convolution epilogue can absorb (the tensor comes from Conv -> (Relu|LeakyRelu|Add)*, every link read once, and
+    only the Q reads it) against standalone ones (residual sums read by float ops too, pool/resize/concat outputs,
+    the input), and the float types of everything else."""
+
+    convs: int
+    int8_convs: int
+    activation_quantizers: int
+    absorbable: int
+    standalone: int
+    scale_types: tuple[str, ...]
+    float_types: tuple[str, ...]
+
+
+def qdq_structure(model: onnx.ModelProto) -> QDQStructure:
+    graph = model.graph
+    constants = {init.name for init in graph.initializer} | {
+        node.output[0] for node in graph.node if node.op_type == "Constant"
+    }
+    producers = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {value.name for value in graph.output}
+
+    def single_reader(tensor: str) -> bool:
+        return tensor in producers and len(readers.get(tensor, [])) == 1 and tensor not in outputs
+
+    def from_conv_epilogue(tensor: str) -> bool:
+        node = producers.get(tensor)
+        if node is None or node.op_type == "Conv":
+            return node is not None
+        if node.op_type not in EPILOGUE_OPS:
+            return False
+        links = [name for name in node.input if name not in constants and single_reader(name)]
+        return any(from_conv_epilogue(name) for name in links)
+
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    int8 = [
+        conv
+        for conv in convs
+        if all(
+            producers.get(name) is not None and producers[name].op_type == "DequantizeLinear" for name in conv.input[:2]
+        )
+    ]
+    quantizers = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in constants]
+    absorbable = sum(single_reader(q.input[0]) and from_conv_epilogue(q.input[0]) for q in quantizers)
+    initializers = {init.name: init for init in graph.initializer}
+    scales = {
+        onnx.TensorProto.DataType.Name(initializers[n.input[1]].data_type)
+        for n in graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[1] in initializers
+    }
+    inferred = onnx.shape_inference.infer_shapes(model)
+    io = {value.name for value in (*graph.input, *graph.output)}
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    types = {
+        onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+        for value in inferred.graph.value_info
+        if value.name not in io and value.type.tensor_type.elem_type in floats
+    }
+    return QDQStructure(
+        len(convs),
+        len(int8),
+        len(quantizers),
+        absorbable,
+        len(quantizers) - absorbable,
+        tuple(sorted(scales)),
+        tuple(sorted(types)),
+    )
 
 
 def fp32_export_metadata(model: onnx.ModelProto, purpose: str) -> ExportMetadata:

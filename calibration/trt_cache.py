@@ -2,7 +2,7 @@
 
 A cache lets TensorRT 8.x/10.x build an INT8 engine from the FP32 ONNX without running a calibrator. TensorRT
 only accepts a cache whose header carries its own version (10.x reads a ``TRT-8600-...`` cache as "does not match
-calibrator algorithm type" and recalibrates with no data), so the version is explicit (``--trt-version``). The
+calibrator algorithm type" and recalibrates with no data), so the version is explicit (``--target-trt``). The
 format itself is read by :mod:`export.calib_cache`, which the engine builder uses.
 """
 
@@ -31,7 +31,7 @@ def cache_header(version: Version) -> str:
     major, minor, patch = (*version, 0, 0)[:3]
     if major > LAST_WITH_CALIBRATORS:
         raise DSRIRError(
-            f"--trt-version {short(version)}: TensorRT {major} has no INT8 calibrators, so no calibration cache; "
+            f"--target-trt {short(version)}: TensorRT {major} has no INT8 calibrators, so no calibration cache; "
             "build from the Q/DQ ONNX instead"
         )
     code = major * (10000 if major >= 10 else 1000) + minor * 100 + patch

@@ -2,11 +2,13 @@
 
 The end-to-end tests export dsrir-xs (random weights, fixed seed) once and calibrate it on 4 synthetic 32x32
 frames: ranges are checked against an independent ONNX Runtime run, and the CLI is run twice (the second run must
-reuse the ranges).
+reuse the ranges). Crop windows are checked on tiny frames: aligned, inside, seeded, cut from the frame as made at
+the deployment size, recorded in the manifest, and part of what decides ranges reuse.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -33,7 +35,8 @@ from calibration.collect import (
     collect_ranges,
     plan_runs,
 )
-from calibration.dataset import build_calibration_set
+from calibration.dataset import CROP_ALIGN, build_calibration_set, parse_crop
+from calibration.qdq import qdq_structure
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
 from calibration.trt_cache import cache_header, check_cache_names, read_scales, write_calibration_cache
 from dsrir.errors import DSRIRError
@@ -251,8 +254,10 @@ def test_cli_writes_the_artefacts_then_reuses_the_ranges(
     assert "reusing" not in first and "every quantised conv input has a scale" in first
     ranges = Ranges.load(out / "ranges.json")
     assert ranges.calibrator == "percentile" and ranges.settings["percentile"] == 99.99
-    assert calibration_main(args) == 0
+    assert qdq_structure(onnx.load(str(out / "model_qdq.onnx"))).scale_types == ("FLOAT16",)  # default 10.3
+    assert calibration_main([*args, "--target-trt", "8.6"]) == 0
     assert "reusing ranges from" in capsys.readouterr().out
+    assert qdq_structure(onnx.load(str(out / "model_qdq.onnx"))).scale_types == ("FLOAT",)  # 8.x: FP16 flag
     dataset = build_calibration_set("synthetic", str(clean_dir), FRAMES, SIZE, seed=0)
     other = calibration_settings("percentile", 99.9)
     assert reusable(out / "ranges.json", ranges.model_sha256, dataset, other) is None
@@ -264,3 +269,87 @@ def test_cli_bad_size_is_one_line(fp32_onnx: Path, clean_dir: Path, capsys: pyte
     assert calibration_main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --size 36x30: width and height must be multiples of 8") and "\n" not in err
+
+
+def test_crops_are_aligned_seeded_windows_of_the_deployment_size_frames(clean_dir: Path) -> None:
+    size, crop = (64, 48), (24, 16)
+    cropped = build_calibration_set("synthetic", str(clean_dir), 9, size, seed=3, crop=crop)
+    assert cropped.crop == crop and cropped.frame_size == crop
+    positions = [frame.at for frame in cropped.plan if frame.at is not None]
+    assert len(positions) == 9
+    for x, y in positions:
+        assert x % CROP_ALIGN == 0 and y % CROP_ALIGN == 0
+        assert 0 <= x <= size[0] - crop[0] and 0 <= y <= size[1] - crop[1]
+    assert len(set(positions)) > 1
+    again = build_calibration_set("synthetic", str(clean_dir), 9, size, seed=3, crop=crop)
+    assert [f.at for f in again.plan] == positions and again.manifest_sha256 == cropped.manifest_sha256
+    other_seed = build_calibration_set("synthetic", str(clean_dir), 9, size, seed=4, crop=crop)
+    assert [f.at for f in other_seed.plan] != positions
+    # The same frames as without a crop (degraded at the deployment size), cut to the window.
+    whole = build_calibration_set("synthetic", str(clean_dir), 9, size, seed=3)
+    for frame, full, (x, y) in zip(cropped, whole, positions):
+        assert frame.shape == (1, 3, crop[1], crop[0])
+        np.testing.assert_array_equal(frame, full[:, :, y : y + crop[1], x : x + crop[0]])
+    manifest = cropped.manifest()
+    assert manifest["crop"] == [24, 16] and [f["at"] for f in manifest["frames"]] == [list(p) for p in positions]
+    assert whole.manifest()["crop"] is None and all(f["at"] is None for f in whole.manifest()["frames"])
+
+
+def test_crop_is_clamped_to_the_frame(clean_dir: Path) -> None:
+    whole = build_calibration_set("synthetic", str(clean_dir), 3, SIZE, seed=0)
+    covering = build_calibration_set("synthetic", str(clean_dir), 3, SIZE, seed=0, crop=(256, 256))
+    assert covering.crop is None and covering.manifest_sha256 == whole.manifest_sha256
+    strip = build_calibration_set("synthetic", str(clean_dir), 3, (64, 32), seed=0, crop=(16, 256))
+    assert strip.crop == (16, 32) and all(f.at is not None and f.at[1] == 0 for f in strip.plan)
+    assert {tuple(frame.shape) for frame in strip} == {(1, 3, 32, 16)}
+
+
+def test_crop_settings_decide_ranges_reuse(clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = calibration_settings("max")
+    sets = {
+        crop: build_calibration_set("synthetic", str(clean_dir), 3, (64, 48), seed=0, crop=crop)
+        for crop in (None, (16, 16), (24, 16))
+    }
+    assert len({dataset.manifest_sha256 for dataset in sets.values()}) == len(sets)
+    path = tmp_path / "ranges.json"
+    for made_with, dataset in sets.items():
+        Ranges(
+            "max", {"input": 1.0}, model_sha256="m", manifest_sha256=dataset.manifest_sha256, settings=settings
+        ).save(path)
+        for used_with, other in sets.items():
+            reused = reusable(path, "m", other, settings)
+            assert (reused is not None) == (used_with == made_with), (made_with, used_with)
+    assert "made with another calibration set" in capsys.readouterr().out
+
+
+def test_cli_calibrates_on_crops_and_recalibrates_without(
+    fp32_onnx: Path, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["--onnx", str(fp32_onnx), "--synthetic", str(clean_dir), "--count", "2", "--size", "48x32"]
+    args += ["--calibrator", "max", "--output-dir", str(out)]
+    assert calibration_main([*args, "--crop", "16x16"]) == 0
+    assert "48x32, each cropped to 16x16 at a random place" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["crop"] == [16, 16] and all(frame["at"] is not None for frame in manifest["frames"])
+    assert calibration_main([*args, "--crop", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert "recalibrating: " in printed and "made with another calibration set" in printed
+    assert json.loads((out / "manifest.json").read_text())["crop"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("20x16", "--crop 20x16: width and height must be multiples of 8, e.g. 24x16"),
+        ("256", "--crop '256': expected WIDTHxHEIGHT such as 256x256, or none for whole frames"),
+        ("0x8", "--crop '0x8': expected WIDTHxHEIGHT"),
+    ],
+)
+def test_cli_bad_crop_is_one_line(
+    fp32_onnx: Path, clean_dir: Path, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert calibration_main(["--onnx", str(fp32_onnx), "--synthetic", str(clean_dir), "--crop", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {message}") and "\n" not in err
+    assert parse_crop("none") is None and parse_crop("256X128") == (256, 128)
