@@ -730,14 +730,25 @@ def fake_tensorrt(version: str = "10.3.0.30", dla_cores: int = 0, creator: bool 
             return b"serialized-engine"
 
     class OnnxParser:
-        num_errors = 0
+        """Refuses what this TensorRT version's importer refuses (export/trt_import_rules.py), as the real one
+        would, instead of accepting every file."""
 
         def __init__(self, network: str, logger: Logger) -> None:
-            pass
+            self.errors: list[str] = []
+
+        @property
+        def num_errors(self) -> int:
+            return len(self.errors)
+
+        def get_error(self, index: int) -> str:
+            return self.errors[index]
 
         def parse_from_file(self, path: str) -> bool:
+            from export.trt_import_rules import check_for_target
+
             calls.append(("parse", path))
-            return True
+            self.errors = [str(problem) for problem in check_for_target(onnx.load(path), version)]
+            return not self.errors
 
     class Engine:
         num_io_tensors = 2
@@ -766,6 +777,25 @@ def fake_tensorrt(version: str = "10.3.0.30", dla_cores: int = 0, creator: bool 
 
     trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2  # type: ignore[attr-defined]
     return trt
+
+
+def test_fake_parser_refuses_what_its_version_cannot_import(tmp_path: Path, with_fake_trt: Any) -> None:
+    """The builder's parse step surfaces the parser's first error in one line (a graph made for 10.x on 8.6)."""
+    from types import SimpleNamespace
+
+    from export.trt_builder import _parse
+
+    graph = tmp_path / "opset18.onnx"
+    make_onnx(graph)
+    onnx_model = onnx.load(str(graph))
+    onnx_model.opset_import[0].version = 18
+    onnx.save(onnx_model, str(graph))
+    with_fake_trt(version="8.6.1")
+    plan = SimpleNamespace(graph=SimpleNamespace(path=graph))
+    with pytest.raises(DSRIRError, match="TensorRT's ONNX parser failed"):
+        _parse(plan, "network", None)  # type: ignore[arg-type]
+    with_fake_trt(version="10.3.0")
+    _parse(plan, "network", None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
