@@ -46,7 +46,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=8002, help="Triton's metrics port")
     parser.add_argument("--max-batch-size", type=int, default=4, help="frames Triton may batch into one inference")
     parser.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batching's wait for a batch")
+    parser.add_argument(
+        "--no-shared-memory",
+        dest="shared_memory",
+        action="store_false",
+        help="keep PyTriton's token protection of the shared-memory API (clients on this machine then send frames "
+        "inside the gRPC messages instead of through system shared memory)",
+    )
     return parser.parse_args(argv)
+
+
+def security_config(shared_memory: bool) -> Any:
+    """PyTriton protects its shared-memory API with a token by default; local runtime.video clients register system
+    shared memory, so that endpoint is opened unless ``--no-shared-memory`` (the others stay protected)."""
+    try:
+        from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, TritonSecurityConfig  # type: ignore[import-not-found]
+    except ImportError:  # an older PyTriton without token protection
+        return None
+    protected = [e for e in DEFAULT_PROTECTED_ENDPOINTS if shared_memory is False or e != "shared-memory"]
+    return TritonSecurityConfig(restricted_endpoints=protected)
 
 
 def tensor_shape(io: str) -> tuple[int, int, int]:
@@ -91,7 +109,8 @@ def serve(args: argparse.Namespace) -> None:
     dtype = np.uint8 if backend.io == "uint8" else np.float32
     shape = tensor_shape(backend.io)
     config = TritonConfig(http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
-    with Triton(config=config) as triton:
+    security = security_config(args.shared_memory)
+    with Triton(config=config, **({"security_config": security} if security is not None else {})) as triton:
         triton.bind(
             model_name=args.name,
             infer_func=make_infer(backend, input_name, output_name),

@@ -169,7 +169,7 @@ def test_backend_reads_io_from_the_server_and_refuses_what_is_not_there(tiny_ser
 
     backend = TritonBackend(tiny_server.uri)
     assert (backend.io, backend.input_name, backend.output_name) == ("float", "input", "output")
-    assert "triton 127.0.0.1" in backend.description
+    assert "triton 127.0.0.1" in backend.description and "system shared memory" in backend.description  # local
     backend.close()
     missing = tiny_server.uri.replace("/dsrir", "/nosuchmodel")
     with pytest.raises(DSRIRError, match="no ready model 'nosuchmodel'|nosuchmodel"):

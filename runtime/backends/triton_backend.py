@@ -5,10 +5,17 @@ repository from ``python -m export.triton``). Everything the runtime needs is re
 time: the input's type and layout (FP32 NCHW, or UINT8 NHWC frames), whether the model batches (then the batch
 dimension is Triton's), and the ``dsrir.size_multiple``/``dsrir.precision`` parameters the repository export writes.
 Each failure is one line: server unreachable, model missing or not ready, I/O that is not a DSRIR model's.
+
+A server on this machine (localhost, 127.0.0.0/8, ::1) gets the frames through system shared memory: one input and
+one output region per backend, registered with the server and grown when a larger batch comes, so a frame is
+copied into memory the server reads instead of being serialised into the gRPC message. Where registration fails
+(a server in another container without the shared /dev/shm) the backend falls back to plain gRPC and says so.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +31,7 @@ CONNECT_TIMEOUT_S = 5.0
 INFER_TIMEOUT_S = 60.0
 HINT = "the Triton backend needs tritonclient: pip install 'tritonclient[grpc]'"
 TYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8}
+LOCAL_HOSTS = ("localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,55 @@ def is_triton_uri(model: str) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_local(url: str) -> bool:
+    host = url.rsplit(":", 1)[0].strip("[]")
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+class SharedRegions:
+    """System shared memory for one input and one output tensor, registered with the server."""
+
+    def __init__(self, client: Any) -> None:
+        import tritonclient.utils.shared_memory as shm  # type: ignore[import-untyped]
+
+        self.client, self.shm = client, shm
+        self.tag = f"dsrir_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.handles: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}
+
+    def region(self, role: str, nbytes: int) -> str:
+        """The name of the ``role`` region, (re)created and registered when it is smaller than ``nbytes``."""
+        name = f"{self.tag}_{role}"
+        if self.sizes.get(role, 0) < nbytes:
+            self._drop(role)
+            self.handles[role] = self.shm.create_shared_memory_region(name, f"/{name}", nbytes)
+            self.client.register_system_shared_memory(name, f"/{name}", nbytes)
+            self.sizes[role] = nbytes
+        return name
+
+    def write(self, role: str, array: np.ndarray) -> None:
+        self.shm.set_shared_memory_region(self.handles[role], [array])
+
+    def read(self, role: str, datatype: Any, shape: list[int]) -> np.ndarray:
+        return np.array(self.shm.get_contents_as_numpy(self.handles[role], datatype, shape))
+
+    def _drop(self, role: str) -> None:
+        if role in self.handles:
+            name = f"{self.tag}_{role}"
+            try:
+                self.client.unregister_system_shared_memory(name)
+            finally:
+                self.shm.destroy_shared_memory_region(self.handles.pop(role))
+                self.sizes.pop(role, None)
+
+    def close(self) -> None:
+        for role in list(self.handles):
+            try:
+                self._drop(role)
+            except Exception:  # a server that is gone cannot unregister; the local segment is destroyed anyway
+                pass
 
 
 class TritonBackend:
@@ -95,7 +152,17 @@ class TritonBackend:
         where = f"{self.address.url}/{self.address.model}" + (
             f"/{self.address.version}" if self.address.version else ""
         )
-        self.description = f"triton {where} (gRPC), {parameters.get('dsrir.preset', 'dsrir')} {self.precision}"
+        self.shared: SharedRegions | None = None
+        transport = "gRPC"
+        if is_local(self.address.url):
+            try:
+                self.shared = SharedRegions(self.client)
+                self.shared.region("input", 1 << 20)  # proves the server can map our segments
+                transport = "gRPC + system shared memory"
+            except Exception as exc:  # another container, no /dev/shm: frames travel in the messages
+                self.shared = None
+                transport = f"gRPC (shared memory refused: {_first_line(exc)})"
+        self.description = f"triton {where} ({transport}), {parameters.get('dsrir.preset', 'dsrir')} {self.precision}"
 
     def _describe(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Model metadata and config from the server, with one-line errors for what can go wrong first."""
@@ -123,21 +190,33 @@ class TritonBackend:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         data = np.ascontiguousarray(batch, TYPES[self.datatype])
         request = self.grpc.InferInput(self.input_name, list(data.shape), self.datatype)
-        request.set_data_from_numpy(data)
+        requested = self.grpc.InferRequestedOutput(self.output_name)
+        if self.shared is not None:  # DSRIR's output has its input's shape and type
+            request.set_shared_memory(self.shared.region("input", data.nbytes), data.nbytes)
+            self.shared.write("input", data)
+            requested.set_shared_memory(self.shared.region("output", data.nbytes), data.nbytes)
+        else:
+            request.set_data_from_numpy(data)
         try:
             result = self.client.infer(
                 self.address.model,
                 [request],
                 model_version=self.address.version,
-                outputs=[self.grpc.InferRequestedOutput(self.output_name)],
+                outputs=[requested],
                 client_timeout=INFER_TIMEOUT_S,
             )
         except Exception as exc:
             raise DSRIRError(f"{self.uri}: inference failed ({_first_line(exc)})") from None
-        output = np.asarray(result.as_numpy(self.output_name))
+        if self.shared is not None:
+            output = self.shared.read("output", TYPES[self.datatype], list(data.shape))
+        else:
+            output = np.asarray(result.as_numpy(self.output_name))
         return output.astype(np.float32) if self.io == "float" else output
 
     def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
         try:
             self.client.close()
         except Exception:  # closing a channel to a server that is gone is not worth a traceback
