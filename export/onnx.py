@@ -220,12 +220,15 @@ def checkpoint_mode(weights: LoadedWeights) -> str:
 
 
 def export_checkpoint(checkpoint: Path, output: Path | None, options: ExportOptions) -> tuple[Path, ExportResult]:
-    """Load, export, check and write; returns where it went and what happened."""
+    """Load, export, check and write; returns where it went and what happened. The output may not be the
+    checkpoint (refused before the slow export); a failed write is one line naming the file and the cause."""
     from dsrir.checkpoint import load_model
+    from dsrir.paths import refuse_overwriting_inputs
 
+    path = output if output is not None else default_output(checkpoint, options)
+    refuse_overwriting_inputs([("--output", path)], [checkpoint])
     model, weights = load_model(checkpoint)
     result = build_onnx(model, weights.preset or "custom", checkpoint_mode(weights), options)
-    path = output if output is not None else default_output(checkpoint, options)
     save_onnx(result.model, path)
     return path, result
 

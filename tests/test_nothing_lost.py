@@ -275,3 +275,19 @@ def test_full_disk_restore_is_one_line_naming_the_file(
     assert str(out) in line and "No space left on device" in line, line
     assert (out / "p2.png").read_bytes() == before
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_export_onnx_refuses_to_overwrite_its_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``export.onnx --checkpoint w.safetensors --output w.safetensors`` replaced the trained weights with ONNX."""
+    from export.onnx import main as export_main
+
+    from dsrir.checkpoint import official_checkpoint, save_pth
+    from dsrir.model import DSRIR, PRESETS
+
+    weights = tmp_path / "w.pth"
+    save_pth(weights, official_checkpoint(DSRIR(PRESETS["dsrir-xs"]), "dsrir-xs", epoch=1, mode="all_in_one"))
+    before = weights.read_bytes()
+    assert export_main(["--checkpoint", str(weights), "--output", str(weights), "--check-size", "none"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "an output may not overwrite an input" in lines[0], lines
+    assert weights.read_bytes() == before
