@@ -38,7 +38,7 @@ from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, EvalSample, synthetic_sets  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
-from runtime.backends import open_backend  # noqa: E402
+from runtime.backends import Backend, open_backend  # noqa: E402
 from runtime.frames import FrameRunner  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
@@ -48,9 +48,10 @@ PACKAGES = ("numpy", "scikit-image", "onnxruntime", "onnxruntime-gpu", "torch", 
 _NOISE_LABEL = re.compile(r"noise(\d+)")
 
 
-def dsrir_method(model: Path) -> tuple[Method, str]:
-    """The model as an RGB uint8 -> RGB uint8 function (the runtime works on BGR frames), and its description."""
-    runner = FrameRunner(open_backend(model))
+def dsrir_method(model: Path, backend: Backend | None = None) -> tuple[Method, str]:
+    """The model (or an already opened ``backend`` of it) as an RGB uint8 -> RGB uint8 function (the runtime works
+    on BGR frames), and its description."""
+    runner = FrameRunner(backend if backend is not None else open_backend(model))
 
     def restore(image: np.ndarray) -> np.ndarray:
         bgr = runner.run(np.ascontiguousarray(image[..., ::-1]))
