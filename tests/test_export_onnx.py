@@ -212,7 +212,7 @@ def test_uint8_graph_matches_float_graph_within_one_level(decomposed: Path, mode
     assert worst <= 1
 
 
-def test_pruned_model_plugin_fp16_uint8_in_one_export(model: DSRIR) -> None:
+def test_pruned_model_plugin_fp16_uint8_in_one_export(model: DSRIR, tmp_path: Path) -> None:
     """Narrower convs and patch-attention layers than any preset (what pruning leaves) in the flavour that
     combines everything: plugin nodes with float32 weights in an FP16 graph with uint8 frame I/O."""
     pruned = prune_like(model)
@@ -236,6 +236,14 @@ def test_pruned_model_plugin_fp16_uint8_in_one_export(model: DSRIR) -> None:
     got = onnx_parity.run_frames(onnx_parity.session(graph), frames, MULTIPLE).astype(np.int32)
     want = onnx_parity.frames_reference(pruned, frames, MULTIPLE).astype(np.int32)
     assert np.abs(got - want).max() <= 2
+    # One plugin-to-CPU path: the runtime's backend opens this graph as the parity check runs it (before, the
+    # backend refused FP16 plugin graphs: INVALID_GRAPH, float16 into the float32 custom op).
+    from runtime.backends.onnxruntime_backend import OrtBackend
+
+    path = tmp_path / "plugin.fp16.uint8.onnx"
+    onnx.save(graph, str(path))
+    reference = onnx_parity.session(graph).run(None, {graph.graph.input[0].name: frames[:1]})[0]
+    np.testing.assert_array_equal(OrtBackend(path, threads=2).infer(frames[:1]), reference)
 
 
 def prune_like(model: DSRIR) -> DSRIR:

@@ -279,10 +279,9 @@ def test_full_disk_restore_is_one_line_naming_the_file(
 
 def test_export_onnx_refuses_to_overwrite_its_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``export.onnx --checkpoint w.safetensors --output w.safetensors`` replaced the trained weights with ONNX."""
-    from export.onnx import main as export_main
-
     from dsrir.checkpoint import official_checkpoint, save_pth
     from dsrir.model import DSRIR, PRESETS
+    from export.onnx import main as export_main
 
     weights = tmp_path / "w.pth"
     save_pth(weights, official_checkpoint(DSRIR(PRESETS["dsrir-xs"]), "dsrir-xs", epoch=1, mode="all_in_one"))

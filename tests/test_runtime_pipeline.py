@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import pytest
 
 from dsrir.checkpoint import official_checkpoint, save_pth
@@ -57,23 +56,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     onnx_path = folder / "model.onnx"
     assert export_main(["--checkpoint", str(checkpoint), "--output", str(onnx_path), "--check-size", "none"]) == 0
     return {"torch": checkpoint, "onnxruntime": onnx_path}
-
-
-def test_plugin_graphs_run_in_the_runtime_as_the_exporters_parity_check_runs_them(
-    models: dict[str, Path], tmp_path: Path
-) -> None:
-    """One CPU path for plugin nodes: an FP16 plugin graph that export accepted also opens in the runtime."""
-    pytest.importorskip("onnxruntime_extensions", reason="plugin graphs run on CPU through onnxruntime-extensions")
-    from export import onnx_parity
-    from runtime.backends.onnxruntime_backend import OrtBackend
-
-    graph = tmp_path / "plugin.fp16.onnx"
-    argv = ["--checkpoint", str(models["torch"]), "--patch-attention", "plugin", "--precision", "fp16"]
-    assert export_main([*argv, "--output", str(graph), "--check-size", "none"]) == 0
-    batch = natural_like_image(32, 48, 5).astype(np.float32).transpose(2, 0, 1)[None] / 255
-    got = OrtBackend(graph, threads=2).infer(batch)
-    want = onnx_parity.session(onnx.load(str(graph)), threads=2).run(None, {"input": batch})[0]
-    np.testing.assert_array_equal(got, want)
 
 
 def moving_clip(count: int = FRAMES) -> list[np.ndarray]:
