@@ -70,6 +70,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=4096 * 4096,
         help="images larger than this are tiled automatically (bounded memory)",
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable input instead of skipping and naming it"
+    )
     return parser.parse_args(argv)
 
 
@@ -89,17 +92,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, weights = load_model(args.checkpoint, device)
         restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_pixels=args.max_pixels)
         started = time.perf_counter()
-        for path in tqdm(files, desc="restore", unit="img"):
-            image = read_image_raw(path)
-            write_image(out_dir / path.name, restorer(image))
+        restored, skipped = restore_all(files, out_dir, restorer, args.strict)
     except DSRIRError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "error: interrupted; the images written so far are complete, the one in progress was not written",
+            file=sys.stderr,
+        )
+        return 130
     seconds = time.perf_counter() - started
+    if skipped and not restored:
+        print(f"error: no image could be restored ({len(skipped)} unreadable)", file=sys.stderr)
+        return 2
+    note = f"; skipped {len(skipped)} unreadable: {', '.join(p.name for p in skipped)}" if skipped else ""
     print(
-        f"restored {len(files)} image(s) with {weights.preset or 'custom'} on {device} in {seconds:.1f} s -> {out_dir}"
+        f"restored {restored} image(s) with {weights.preset or 'custom'} on {device} in {seconds:.1f} s -> {out_dir}"
+        + note
     )
-    return 0
+    return 1 if skipped else 0
+
+
+def restore_all(files: list[Path], out_dir: Path, restorer: Restorer, strict: bool) -> tuple[int, list[Path]]:
+    """Restore every readable file; an unreadable one is named on stderr and skipped (``strict``: the error stops
+    the run). A write failure always stops it: it is the disk, not the input."""
+    restored, skipped = 0, []
+    for path in tqdm(files, desc="restore", unit="img"):
+        try:
+            image = read_image_raw(path)
+        except DSRIRError as exc:
+            if strict:
+                raise
+            tqdm.write(f"skipped: {error_line(exc)}", file=sys.stderr)
+            skipped.append(path)
+            continue
+        write_image(out_dir / path.name, restorer(image))
+        restored += 1
+    return restored, skipped
 
 
 if __name__ == "__main__":

@@ -145,6 +145,28 @@ def test_restore_keeps_names_sizes_and_layouts(checkpoint: Path, tmp_path: Path)
     assert cv2.imread(str(out / "deep.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
 
+def test_restore_skips_and_names_a_bad_file_and_strict_stops(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One corrupt photo used to end the whole job; later good files were never restored."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    write_rgb(inputs / "a.png", natural_like_image(24, 32, seed=1))
+    (inputs / "b.png").write_bytes(b"definitely not a png")
+    write_rgb(inputs / "c.png", natural_like_image(24, 32, seed=2))
+    args = [str(inputs), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    assert restore_main(args) == 1  # done, but not everything
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    assert "skipped: " in captured.err and "b.png: not a readable image" in captured.err
+    assert "restored 2 image(s)" in captured.out and "skipped 1 unreadable: b.png" in captured.out
+    strict = tmp_path / "strict"
+    assert restore_main([*args[:2], str(strict), *args[3:], "--strict"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "b.png" in lines[-1]
+    assert sorted(p.name for p in strict.iterdir()) == ["a.png"]  # stopped at b.png, in order
+
+
 def test_restore_errors_name_the_file(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.png"
     assert restore_main([str(missing), "-o", str(tmp_path / "o"), "--checkpoint", str(checkpoint)]) == 2
