@@ -87,6 +87,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--seed", type=int, default=0, help="synthetic degradations, the photo order and the crop positions"
     )
     parser.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable image instead of skipping and naming it"
+    )
+    parser.add_argument(
         "--max-memory-gb",
         type=float,
         default=4.0,
@@ -220,13 +223,16 @@ def check_args(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[int, in
     return parse_size(args.size), parse_crop(args.crop)
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace) -> tuple[str, int]:
+    """The summary, and how many unreadable inputs were skipped."""
     started = time.perf_counter()
     size, crop = check_args(args)
     model = load_model(args.onnx)
     check_size(size, check_calibratable(model, args.onnx))
     kind = next(kind for kind in SOURCE_KINDS if getattr(args, kind) is not None)
-    dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed, crop)
+    dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed, crop, args.strict)
+    for line in dataset.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
     out: Path = args.output_dir if args.output_dir is not None else args.onnx.with_suffix(".calib")
     settings = calibration_settings(args.calibrator, args.percentile)
     ranges = reusable(out / RANGES, file_sha256(args.onnx), dataset, settings)
@@ -237,14 +243,21 @@ def run(args: argparse.Namespace) -> str:
         ranges = collect_ranges(args.onnx, dataset, args.calibrator, args.percentile, args.max_memory_gb)
     written, notes = write_artefacts(args, out, model, ranges, dataset, reused)
     ranges.save(out / RANGES)
-    return summary(ranges, dataset, time.perf_counter() - started, [*written, out / RANGES], notes)
+    if dataset.skipped:
+        notes.append(f"skipped {len(dataset.skipped)} unreadable image(s), named above and in {MANIFEST}")
+    text = summary(ranges, dataset, time.perf_counter() - started, [*written, out / RANGES], notes)
+    return text, len(dataset.skipped)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        print(run(args))
+        text, skipped = run(args)
     except DSRIRError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt:
+        print("error: interrupted; ranges.json is written only by a finished run", file=sys.stderr)
+        return 130
+    print(text)
+    return 1 if skipped else 0

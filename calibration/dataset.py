@@ -27,7 +27,7 @@ import numpy as np
 
 from dsrir.atomic import write_text_atomic
 from dsrir.data.degrade import degrade
-from dsrir.errors import DSRIRError
+from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image
 
 MANIFEST_FORMAT = 2  # 2: crop window and per-frame crop positions
@@ -59,6 +59,7 @@ class CalibrationSet:
     seed: int
     plan: list[FramePlan]
     crop: tuple[int, int] | None = None  # W x H window cut from each frame; None: whole frames
+    skipped: tuple[str, ...] = ()  # "path: why" of each unreadable image left out
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -90,6 +91,7 @@ class CalibrationSet:
                 {"source": f.source, "frame": f.frame, "task": f.task, "at": list(f.at) if f.at else None}
                 for f in self.plan
             ],
+            "skipped": list(self.skipped),
         }
 
     @property
@@ -165,6 +167,7 @@ def build_calibration_set(
     size: tuple[int, int] = DEFAULT_SIZE,
     seed: int = 0,
     crop: tuple[int, int] | None = None,
+    strict: bool = False,
 ) -> CalibrationSet:
     """Plan ``count`` frames from ``--images DIR|GLOB``, ``--video FILE`` or ``--synthetic CLEAN_DIR``.
 
@@ -184,11 +187,12 @@ def build_calibration_set(
         return CalibrationSet(
             kind, [source], [file_sha256(source)], size, seed, _place(plan, window, size, seed), window
         )
+    skipped: tuple[str, ...] = ()
     if kind == "images":
-        sources = _image_files(location, "--images")
+        sources, skipped = _readable(_image_files(location, "--images"), "--images", location, strict)
         plan = [FramePlan(i) for i in _evenly(len(sources), count)]
     elif kind == "synthetic":
-        sources = _image_files(location, "--synthetic")
+        sources, skipped = _readable(_image_files(location, "--synthetic"), "--synthetic", location, strict)
         order = np.random.default_rng(seed).permutation(len(sources))
         plan = [
             FramePlan(int(order[(k // len(TASKS)) % len(sources)]), task=TASKS[k % len(TASKS)]) for k in range(count)
@@ -196,7 +200,25 @@ def build_calibration_set(
     else:
         raise ValueError(f"unknown calibration source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
     hashes = [file_sha256(p) for p in sources]
-    return CalibrationSet(kind, sources, hashes, size, seed, _place(plan, window, size, seed), window)
+    return CalibrationSet(kind, sources, hashes, size, seed, _place(plan, window, size, seed), window, skipped)
+
+
+def _readable(files: list[Path], flag: str, location: str, strict: bool) -> tuple[list[Path], tuple[str, ...]]:
+    """The files that decode, and "path: why" for each that does not (``strict``: the first one is the error).
+    Checked before calibrating, so one bad photo neither ends a long run midway nor silently shifts the frames."""
+    readable, skipped = [], []
+    for path in files:
+        try:
+            read_image(path)
+        except DSRIRError as exc:
+            if strict:
+                raise
+            skipped.append(error_line(exc))
+            continue
+        readable.append(path)
+    if not readable:
+        raise DSRIRError(f"{flag} {location}: none of its {len(files)} image files is readable ({skipped[0]})")
+    return readable, tuple(skipped)
 
 
 def _place(plan: list[FramePlan], window: tuple[int, int] | None, size: tuple[int, int], seed: int) -> list[FramePlan]:

@@ -353,3 +353,25 @@ def test_cli_bad_crop_is_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {message}") and "\n" not in err
     assert parse_crop("none") is None and parse_crop("256X128") == (256, 128)
+
+
+def test_cli_skips_and_names_an_unreadable_photo_and_strict_stops(
+    fp32_onnx: Path, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One corrupt photo used to end the whole calibration (exit 2, later photos never used)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in sorted(clean_dir.iterdir())[:2]:
+        (photos / source.name).write_bytes(source.read_bytes())
+    (photos / "zz_broken.png").write_bytes(b"definitely not a png")
+    out = tmp_path / "out"
+    args = ["--onnx", str(fp32_onnx), "--synthetic", str(photos), "--count", "3", "--size", "32x32", "--crop", "none"]
+    assert calibration_main([*args, "--calibrator", "max", "--output-dir", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "skipped: " in captured.err and "zz_broken.png" in captured.err
+    assert "skipped 1 unreadable image(s)" in captured.out and (out / "ranges.json").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["skipped"]) == 1 and all("zz_broken" not in s["path"] for s in manifest["sources"])
+    assert calibration_main([*args, "--strict", "--output-dir", str(tmp_path / "strict")]) == 2
+    assert "zz_broken.png" in capsys.readouterr().err
+    assert not (tmp_path / "strict" / "ranges.json").exists()
