@@ -40,7 +40,7 @@ import numpy as np
 
 from dsrir.errors import error_line
 from runtime.frames import FrameRunner, Ticket
-from runtime.pipeline import END, POLL_S, Item, Sink
+from runtime.pipeline import END, POLL_S, Item, Sink, signals_to
 from runtime.stats import MultiStats, StatusLine
 
 log = logging.getLogger(__name__)
@@ -483,11 +483,10 @@ class MultiPipeline:
 
     def run(self, handle_signals: bool = True) -> str:
         """Run until every input ended (or ``max_frames`` each) or a signal; re-raise an inference error here."""
-        previous: dict[int, Any] = {}
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
-                previous[signum] = signal.signal(signum, self._on_signal)
+        with signals_to(self._on_signal, handle_signals):
+            return self._run()
 
+    def _run(self) -> str:
         def thread(work: Callable[[], None], name: str) -> threading.Thread:
             return threading.Thread(target=self._guarded(work), name=name, daemon=True)
 
@@ -530,8 +529,6 @@ class MultiPipeline:
                 except Exception as exc:  # noqa: BLE001 - closing is best effort; the outputs are already final
                     log.warning("stream %d: closing the input failed: %s", stream.index, exc)
             self.status.close()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         if self.error is not None:
             raise self.error
         return self.ended_by

@@ -9,12 +9,13 @@ recent. Files: the capture thread blocks (back-pressure), no frame is lost. A st
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
@@ -62,6 +63,21 @@ class Item:
 
 
 END = None  # queue sentinel: no more frames
+
+
+@contextlib.contextmanager
+def signals_to(handler: Callable[[int, FrameType | None], None], enabled: bool) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` while the block runs (main thread only: Python delivers signals
+    there), then back to the handlers they had."""
+    previous: dict[int, Any] = {}
+    if enabled and threading.current_thread() is threading.main_thread():
+        for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class Pipeline:
@@ -240,10 +256,10 @@ class Pipeline:
 
     def run(self, handle_signals: bool = True) -> str:
         """Run to the end of the input, ``max_frames`` or a signal; re-raise a worker's exception here."""
-        previous: dict[int, Any] = {}
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
-                previous[signum] = signal.signal(signum, self._on_signal)
+        with signals_to(self._on_signal, handle_signals):
+            return self._run()
+
+    def _run(self) -> str:
         threads = [
             threading.Thread(target=self._guarded(work), name=f"dsrir-{name}", daemon=True)
             for name, work in (("capture", self._capture), ("infer", self._infer), ("write", self._write))
@@ -265,8 +281,6 @@ class Pipeline:
                 self.source.close()
             finally:
                 self.status.close()
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
         if self.error is not None:
             raise self.error
         return self.ended_by
