@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Compiles our TensorRT plugin (plugins/patchAttention/patchAttentionPlugin.cpp) against the public headers of
-# several TensorRT releases, without TensorRT libraries or a GPU. It never builds NVIDIA's code: for each tag it
-# only extracts `include/` from a NVIDIA/TensorRT git checkout into a temporary folder outside this repository
-# and runs our CMake build with DSRIR_TRT_COMPILE_ONLY=ON (an OBJECT library, no libnvinfer).
+# Compiles our TensorRT plugin against the public headers of several TensorRT releases, without TensorRT libraries
+# or a GPU: plugins/patchAttention/patchAttentionPlugin.cpp (IPluginV3, TensorRT >= 10) or
+# patchAttentionPluginLegacy.cpp (IPluginV2DynamicExt, 8.x), as CMakeLists.txt picks by the major version, each
+# with patchAttentionPluginCommon.cpp.
+# It never builds NVIDIA's code: for each tag it only extracts `include/` from a NVIDIA/TensorRT git checkout into a
+# temporary folder outside this repository and runs our CMake build with DSRIR_TRT_COMPILE_ONLY=ON (an OBJECT
+# library, no libnvinfer).
 #
 #   scripts/check_plugin_headers.sh /path/to/NVIDIA/TensorRT [TAG ...]
 #   (default tags: 8.5.3 v8.6.1 v10.3.0 v10.16 v11.1; NVIDIA's 8.5 tags have no leading v)
 #
-# A tag passes when the object compiles with zero warnings (-Wall -Wextra, TensorRT headers as system includes)
-# and exports with C linkage exactly the entry points of its version: getPluginCreators (TensorRT 8.x,
-# IPluginV2DynamicExt path) or getCreators (TensorRT >= 10, IPluginV3 path), plus setLoggerFinder from 8.6 (8.5
+# A tag passes when the version's two objects compile with zero warnings (-Wall -Wextra, TensorRT headers as system
+# includes) and together export with C linkage exactly the entry points of its version: getPluginCreators (TensorRT
+# 8.x, IPluginV2DynamicExt path) or getCreators (TensorRT >= 10, IPluginV3 path), plus setLoggerFinder from 8.6 (8.5
 # has no ILoggerFinder); the other names must be absent. Exit status 0 when every tag passes.
 # Environment: JOBS (parallel build jobs, default 2), DSRIR_CUDA_ARCH (default 87-real),
 # DSRIR_KEEP_TMP=1 keeps the temporary folder for inspection.
 set -u -o pipefail
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 if [[ $# -lt 1 || "$1" == "-h" || "$1" == "--help" ]]; then
@@ -64,7 +67,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plugin_object_rule="CMakeFiles/dsrir_trt_plugins.dir/plugins/patchAttention/patchAttentionPlugin.cpp.o"
+plugin_object_dir="CMakeFiles/dsrir_trt_plugins.dir/plugins/patchAttention"
 summary=()
 failures=0
 
@@ -99,16 +102,21 @@ for tag in "${tags[@]}"; do
         expected=(getCreators setLoggerFinder)
         forbidden=(getPluginCreators)
         path="IPluginV3"
+        implementation=patchAttentionPlugin
     elif ((major == 8 && minor >= 6)); then
         expected=(getPluginCreators setLoggerFinder)
         forbidden=(getCreators)
         path="IPluginV2DynamicExt"
+        implementation=patchAttentionPluginLegacy
     else
         # ILoggerFinder and IPluginRegistry::loadLibrary (the caller of setLoggerFinder) appear in 8.6
         expected=(getPluginCreators)
         forbidden=(getCreators setLoggerFinder)
         path="IPluginV2DynamicExt"
+        implementation=patchAttentionPluginLegacy
     fi
+    # the objects CMakeLists.txt builds for this major: the implementation and the shared code
+    object_rules=("$plugin_object_dir/$implementation.cpp.o" "$plugin_object_dir/patchAttentionPluginCommon.cpp.o")
 
     if ! cmake -S "$repo_root" -B "$build" -G "Unix Makefiles" -DTRT_INCLUDE_DIR="$dir/include" \
         -DDSRIR_TRT_COMPILE_ONLY=ON -DCMAKE_CUDA_ARCHITECTURES="$cuda_arch" -DDSRIR_BUILD_TESTS=OFF \
@@ -126,18 +134,26 @@ for tag in "${tags[@]}"; do
         cmake --build "$build" --target dsrir_trt_plugins -j "$jobs" > "$work/plugin-$tag.log" 2>&1
         rc=$?
     else
-        note=" (dsrir_kernels failed to build: plugin object compiled alone)"
-        make -C "$build" -f CMakeFiles/dsrir_trt_plugins.dir/build.make "$plugin_object_rule" \
+        note=" (dsrir_kernels failed to build: plugin objects compiled alone)"
+        make -C "$build" -f CMakeFiles/dsrir_trt_plugins.dir/build.make "${object_rules[@]}" \
             > "$work/plugin-$tag.log" 2>&1
         rc=$?
     fi
     warnings=$(grep -c 'warning' "$work/plugin-$tag.log")
     errors=$(grep -c 'error' "$work/plugin-$tag.log")
-    object="$build/$plugin_object_rule"
+    objects=()
+    for rule in "${object_rules[@]}"; do
+        [[ -f "$build/$rule" ]] && objects+=("$build/$rule")
+    done
     missing=()
     unexpected=()
-    if [[ $rc -eq 0 && -f "$object" ]]; then
-        symbols=$(nm "$object")
+    if [[ $rc -eq 0 && ${#objects[@]} -ne ${#object_rules[@]} ]]; then
+        # a build that succeeded without one of the two objects compiled other sources than CMakeLists.txt should
+        rc=1
+        note+=" (expected objects ${object_rules[*]##*/})"
+    fi
+    if [[ $rc -eq 0 ]]; then
+        symbols=$(nm "${objects[@]}")
         for symbol in "${expected[@]}"; do
             # C linkage: the plain, unmangled name is a defined text symbol
             if ! grep -qE "^[0-9a-f]+ T ${symbol}\$" <<< "$symbols"; then
@@ -153,13 +169,14 @@ for tag in "${tags[@]}"; do
     if [[ $rc -ne 0 || $warnings -ne 0 || ${#missing[@]} -ne 0 || ${#unexpected[@]} -ne 0 ]]; then
         grep -E 'warning|error' "$work/plugin-$tag.log" | head -n 40
         [[ $rc -ne 0 ]] && tail -n 20 "$work/plugin-$tag.log"
-        summary+=("$(printf '%-10s FAIL  TensorRT %s, %s path: exit %d, %d warnings, %d errors%s%s%s' "$tag" \
-            "$version" "$path" "$rc" "$warnings" "$errors" "${missing[*]:+, missing exports: ${missing[*]}}" \
+        summary+=("$(printf '%-10s FAIL  TensorRT %s, %s path (%s.cpp): exit %d, %d warnings, %d errors%s%s%s' "$tag" \
+            "$version" "$path" "$implementation" "$rc" "$warnings" "$errors" \
+            "${missing[*]:+, missing exports: ${missing[*]}}" \
             "${unexpected[*]:+, unexpected symbols: ${unexpected[*]}}" "$note")")
         failures=$((failures + 1))
     else
-        summary+=("$(printf '%-10s PASS  TensorRT %s, %s path: 0 warnings, exports %s%s' "$tag" "$version" "$path" \
-            "${expected[*]}" "$note")")
+        summary+=("$(printf '%-10s PASS  TensorRT %s, %s path (%s.cpp): 0 warnings, exports %s%s' "$tag" "$version" \
+            "$path" "$implementation" "${expected[*]}" "$note")")
     fi
     rm -rf "$build"
 done
