@@ -3,12 +3,12 @@
 For one checkpoint and the synthetic evaluation set (``benchmarks/quality.py``'s protocol): FP32 PyTorch, ONNX
 Runtime FP32, the FP16 ONNX, post-training INT8 with each calibrator (TensorRT-style Q/DQ graphs, run in ONNX
 Runtime on the CPU with graph optimisations off, so every Q/DQ pair is exact float arithmetic: the INT8 arithmetic
-TensorRT would do, not its speed), our Q/DQ graph with FP16 outside the INT8 layers (TensorRT 10/11), the ONNX
-Runtime CPU INT8 graph, a QAT Q/DQ graph, other Q/DQ graphs (``--qdq "ModelOpt=model.onnx"``, e.g. NVIDIA Model
-Optimizer's on the frames ``--save-calibration`` wrote) and pruned checkpoints when given. Columns: PSNR/SSIM per
-task, the mean PSNR change against FP32, parameters, GFLOPs at 720p and CPU latency (at 720p by default); a second
-table counts, for every Q/DQ graph, INT8 convolutions, activation quantizers a conv epilogue absorbs or not, and
-the float types (:func:`calibration.qdq.qdq_structure`).
+TensorRT would do, not its speed), our Q/DQ graph with FP16 outside the INT8 layers (TensorRT 10/11) and its plugin
+flavour (ranges carried from the decomposed graph), the ONNX Runtime CPU INT8 graph, a QAT Q/DQ graph, other Q/DQ
+graphs (``--qdq "ModelOpt=model.onnx"``, e.g. NVIDIA Model Optimizer's on the frames ``--save-calibration`` wrote)
+and pruned checkpoints when given. Columns: PSNR/SSIM per task, the mean PSNR change against FP32, parameters,
+GFLOPs at 720p and CPU latency (at 720p by default); a second table counts, for every Q/DQ graph, INT8 convolutions,
+activation quantizers a conv epilogue absorbs or not, and the float types (:func:`calibration.qdq.qdq_structure`).
 
     python benchmarks/optimize.py --checkpoint weights/dsrir-xs_all_in_one.safetensors --photos photos/val \\
         --calib-photos photos/train [--qat-qdq run_qat/model_qat_qdq.onnx] [--pruned pruned.pth ...]
@@ -37,9 +37,9 @@ from quality import dsrir_method, machine_info  # noqa: E402
 from speed import time_backend  # noqa: E402
 
 from calibration.collect import collect_ranges  # noqa: E402
-from calibration.dataset import build_calibration_set, parse_size  # noqa: E402
+from calibration.dataset import DEFAULT_COUNT, DEFAULT_CROP, build_calibration_set, parse_crop, parse_size  # noqa: E402
 from calibration.ort_int8 import quantize_for_cpu  # noqa: E402
-from calibration.qdq import insert_qdq, qdq_structure  # noqa: E402
+from calibration.qdq import insert_qdq, insert_qdq_plugin, qdq_structure  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
@@ -58,12 +58,18 @@ def build_variants(args: argparse.Namespace, workdir: Path) -> list[tuple[str, P
     """(label, model file, the checkpoint whose architecture it has) for every variant."""
     fp32, _ = export_checkpoint(args.checkpoint, workdir / "fp32.onnx", ExportOptions())
     fp16, _ = export_checkpoint(args.checkpoint, workdir / "fp16.onnx", ExportOptions(precision="fp16"))
+    plugin_path, _ = export_checkpoint(
+        args.checkpoint, workdir / "plugin.onnx", ExportOptions(patch_attention="plugin")
+    )
+    plugin = onnx.load(str(plugin_path))
     variants = [
         ("PyTorch FP32", args.checkpoint, args.checkpoint),
         ("ONNX Runtime FP32", fp32, args.checkpoint),
         ("FP16 ONNX", fp16, args.checkpoint),
     ]
-    calibration = build_calibration_set("synthetic", str(args.calib_photos), args.calib_count, args.calib_size)
+    calibration = build_calibration_set(
+        "synthetic", str(args.calib_photos), args.calib_count, args.calib_size, crop=args.calib_crop
+    )
     graph = onnx.load(str(fp32))
     if args.save_calibration is not None:
         np.save(args.save_calibration, np.concatenate(list(calibration)))  # N x 3 x H x W, for ModelOpt
@@ -76,6 +82,9 @@ def build_variants(args: argparse.Namespace, workdir: Path) -> list[tuple[str, P
             path = workdir / "ptq_max_fp16.onnx"
             save_onnx(insert_qdq(graph, ranges, "fp16"), path)
             variants.append(("PTQ INT8 Q/DQ FP16 (max), TensorRT 10/11", path, args.checkpoint))
+            path = workdir / "ptq_max_fp16_plugin.onnx"
+            save_onnx(insert_qdq_plugin(plugin, graph, ranges, "fp16"), path)
+            variants.append(("PTQ INT8 Q/DQ FP16 (max), plugin flavour", path, args.checkpoint))
     cpu_int8 = quantize_for_cpu(fp32, iter(calibration), workdir / "int8_cpu.onnx", "minmax")
     variants.append(("ORT CPU INT8 (minmax, uint8, 7-bit weights)", cpu_int8, args.checkpoint))
     if args.qat_qdq is not None:
@@ -127,8 +136,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, required=True, help="FP32 weights (.pth or .safetensors)")
     parser.add_argument("--photos", type=Path, required=True, help="clean validation photos (evaluation set)")
     parser.add_argument("--calib-photos", type=Path, required=True, help="clean photos for INT8 calibration")
-    parser.add_argument("--calib-count", type=int, default=32, help="calibration frames")
-    parser.add_argument("--calib-size", type=parse_size, default="256x256", help="calibration frame size WxH")
+    parser.add_argument("--calib-count", type=int, default=DEFAULT_COUNT, help="calibration frames (as calibration)")
+    parser.add_argument(
+        "--calib-size", type=parse_size, default="640x360", help="calibration frame size WxH (as calibration)"
+    )
+    parser.add_argument(
+        "--calib-crop",
+        type=parse_crop,
+        default="{}x{}".format(*DEFAULT_CROP),
+        metavar="WxH|none",
+        help="window cut from each calibration frame (as calibration --crop)",
+    )
     parser.add_argument("--qat-qdq", type=Path, default=None, help="model_qat_qdq.onnx from python -m train.qat")
     parser.add_argument("--pruned", type=Path, nargs="*", default=[], help="checkpoints from python -m train.prune")
     parser.add_argument(
@@ -198,7 +216,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "photos": str(args.photos),
         "crop": args.crop,
         "latency_size": args.latency_size,
-        "calibration": {"photos": str(args.calib_photos), "count": args.calib_count, "size": args.calib_size},
+        "calibration": {
+            "photos": str(args.calib_photos),
+            "count": args.calib_count,
+            "size": args.calib_size,
+            "crop": args.calib_crop,
+        },
         "machine": machine_info(),
         "rows": rows,
     }

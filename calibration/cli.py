@@ -37,13 +37,15 @@ from calibration.ranges import Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
+from dsrir.paths import refuse_overwriting_inputs
 from export.onnx import save_onnx
 from export.trt_import_rules import check_for_target
 from export.trt_import_rules import summary as import_summary
 from export.trt_version import DEFAULT_TARGET, parse_version, short
 
 RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
-QDQ_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_int8_cpu.onnx"
+QDQ_MODEL, QDQ_PLUGIN_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_qdq_plugin.onnx", "model_int8_cpu.onnx"
+ARTEFACTS = (RANGES, CACHE, MANIFEST, QDQ_MODEL, QDQ_PLUGIN_MODEL, CPU_INT8_MODEL)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -54,6 +56,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--onnx", required=True, type=Path, help="FP32 ONNX from python -m export.onnx (its defaults)")
+    parser.add_argument(
+        "--plugin-onnx",
+        type=Path,
+        default=None,
+        help=f"the plugin flavour of the same checkpoint (python -m export.onnx --patch-attention plugin): also write "
+        f"{QDQ_PLUGIN_MODEL}, the same Q/DQ with the ranges measured on --onnx",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", metavar="DIR|GLOB", help="real frames: a folder of images or a quoted glob")
     source.add_argument("--video", metavar="FILE", help="real frames sampled evenly from a video file")
@@ -148,7 +157,13 @@ def optional_stage(module: str) -> ModuleType | None:
 
 
 def write_artefacts(
-    args: argparse.Namespace, out: Path, model: onnx.ModelProto, ranges: Ranges, dataset: CalibrationSet, reused: bool
+    args: argparse.Namespace,
+    out: Path,
+    model: onnx.ModelProto,
+    plugin: onnx.ModelProto | None,
+    ranges: Ranges,
+    dataset: CalibrationSet,
+    reused: bool,
 ) -> tuple[list[Path], list[str]]:
     """Everything derived from the ranges, before ``ranges.json`` itself; what was written and what not."""
     written, notes = [out / MANIFEST], []
@@ -176,17 +191,37 @@ def write_artefacts(
         notes.append(f"{QDQ_MODEL}: not written (calibration.qdq is not installed)")
     else:
         high_precision = qdq.high_precision_for(version)  # FP16 around INT8 for strongly typed TensorRT 10/11
-        graph = qdq.insert_qdq(model, ranges, high_precision)
-        save_onnx(graph, out / QDQ_MODEL)
-        notes.append(f"{QDQ_MODEL}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
-        problems = check_for_target(graph, version)
-        if problems:  # the FP32 graph was exported for another TensorRT line
-            notes.append(
-                f"{QDQ_MODEL}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
-                f"the FP32 graph with python -m export.onnx --target-trt {short(version)} and calibrate that"
-            )
-        written.append(out / QDQ_MODEL)
+        graphs = [(QDQ_MODEL, qdq.insert_qdq(model, ranges, high_precision))]
+        if plugin is not None:
+            what = f"--plugin-onnx {args.plugin_onnx}"
+            graphs.append((QDQ_PLUGIN_MODEL, qdq.insert_qdq_plugin(plugin, model, ranges, high_precision, what)))
+        for name, graph in graphs:
+            save_onnx(graph, out / name)
+            notes.append(f"{name}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
+            problems = check_for_target(graph, version)
+            if problems:  # the FP32 graph was exported for another TensorRT line
+                notes.append(
+                    f"{name}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
+                    f"the FP32 graphs with python -m export.onnx --target-trt {short(version)} and calibrate them"
+                )
+            written.append(out / name)
     return written, notes
+
+
+def load_plugin_flavour(path: Path | None, model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """``--plugin-onnx``, checked before calibrating: the plugin flavour of the same weights as ``--onnx``."""
+    if path is None:
+        return None
+    from calibration.qdq import fp32_export_metadata, matching_sites
+
+    plugin = load_model(path, "--plugin-onnx")
+    what = f"--plugin-onnx {path}"
+    if fp32_export_metadata(plugin, what, allow_plugin=True).patch_attention != "plugin":
+        raise DSRIRError(
+            f"{what}: not the plugin flavour; export it with python -m export.onnx --patch-attention plugin"
+        )
+    matching_sites(model, plugin, what)
+    return plugin
 
 
 def summary(ranges: Ranges, dataset: CalibrationSet, seconds: float, written: list[Path], notes: list[str]) -> str:
@@ -229,11 +264,16 @@ def run(args: argparse.Namespace) -> tuple[str, int]:
     size, crop = check_args(args)
     model = load_model(args.onnx)
     check_size(size, check_calibratable(model, args.onnx))
+    plugin = load_plugin_flavour(args.plugin_onnx, model)
     kind = next(kind for kind in SOURCE_KINDS if getattr(args, kind) is not None)
+    out: Path = args.output_dir if args.output_dir is not None else args.onnx.with_suffix(".calib")
+    refuse_overwriting_inputs(
+        [("--output-dir", out), *(("--output-dir", out / name) for name in ARTEFACTS)],
+        [args.onnx, args.plugin_onnx, getattr(args, kind)],
+    )
     dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed, crop, args.strict)
     for line in dataset.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    out: Path = args.output_dir if args.output_dir is not None else args.onnx.with_suffix(".calib")
     settings = calibration_settings(args.calibrator, args.percentile)
     ranges = reusable(out / RANGES, file_sha256(args.onnx), dataset, settings)
     reused = ranges is not None
@@ -241,7 +281,7 @@ def run(args: argparse.Namespace) -> tuple[str, int]:
         print(f"reusing ranges from {out / RANGES} (same model, calibration set and calibrator settings)")
     else:
         ranges = collect_ranges(args.onnx, dataset, args.calibrator, args.percentile, args.max_memory_gb)
-    written, notes = write_artefacts(args, out, model, ranges, dataset, reused)
+    written, notes = write_artefacts(args, out, model, plugin, ranges, dataset, reused)
     ranges.save(out / RANGES)
     if dataset.skipped:
         notes.append(f"skipped {len(dataset.skipped)} unreadable image(s), named above and in {MANIFEST}")

@@ -37,13 +37,13 @@ METADATA_OPS = ("Shape", "Size")  # their outputs describe a tensor, they do not
 EXPORT_HINT = "calibrate the decomposed FP32 float-I/O export (python -m export.onnx --checkpoint W, its defaults)"
 
 
-def load_model(path: Path) -> onnx.ModelProto:
+def load_model(path: Path, flag: str = "--onnx") -> onnx.ModelProto:
     if not path.is_file():
-        raise DSRIRError(f"--onnx {path}: file not found")
+        raise DSRIRError(f"{flag} {path}: file not found")
     try:
         return onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError and others for a file that is not ONNX
-        raise DSRIRError(f"--onnx {path}: not a readable ONNX model ({type(exc).__name__})") from None
+        raise DSRIRError(f"{flag} {path}: not a readable ONNX model ({type(exc).__name__})") from None
 
 
 def check_calibratable(model: onnx.ModelProto, path: Path) -> int:

@@ -4,12 +4,13 @@ TensorRT (8.6, 10.x, and 11.x, which has no other INT8 path) builds INT8 layers 
 nodes, and fuses a DequantizeLinear into the layer that reads it. Placement follows the Q/DQ layer-placement
 recommendations of its developer guide ("Working with Quantized Types"):
 
-* Every quantised Conv (:func:`calibration.ranges.is_quantized_module`: all but the PatchAttention MLP) reads both
-  inputs straight from a DequantizeLinear: the activation per tensor (int8, zero point 0, scale amax / 127 from the
-  calibration ranges), the weight per output channel (axis 0, symmetric; float weights behind Q -> DQ, which
-  TensorRT quantises at build time). A tensor read by several Convs gets one shared pair. The PatchAttention MLP
-  and its sigmoid stay floating point: the gate multiplies its error into every pixel of a cell, for almost no
-  compute.
+* Every quantised Conv (:func:`calibration.ranges.is_quantized_module`: all but the PatchAttention MLP and the
+  image embedding ``ebd``) reads both inputs straight from a DequantizeLinear: the activation per tensor (int8, zero
+  point 0, scale amax / 127 from the calibration ranges), the weight per output channel (axis 0, symmetric; float
+  weights behind Q -> DQ, which TensorRT quantises at build time). A tensor read by several Convs gets one shared
+  pair. The PatchAttention MLP and its sigmoid stay floating point (the gate multiplies its error into every pixel
+  of a cell, for almost no compute), and so does ``ebd``, the first convolution (measured: the largest single
+  source of INT8 error, 0.6 % of the FLOPs).
 * Conv outputs get no Q/DQ of their own (the guide's default). Bias and ReLU/LeakyReLU fuse into the Conv, and where
   the next Conv's Q is the only reader (conv1 -> ReLU -> conv2 in every block) TensorRT folds that Q in as well, so
   the Conv writes INT8.
@@ -59,9 +60,30 @@ def insert_qdq(model: onnx.ModelProto, ranges: Ranges, high_precision: str = "fp
     amax (computed from the initializer when absent). The copy's ``dsrir.precision`` is ``int8-qdq``; with
     ``high_precision="fp16"`` everything that is not INT8 is FP16 (float32 I/O, opset 19).
     """
+    return _insert_qdq(model, fp32_export_metadata(model, "Q/DQ insertion"), ranges, high_precision)
+
+
+def insert_qdq_plugin(
+    plugin: onnx.ModelProto, calibrated: onnx.ModelProto, ranges: Ranges, high_precision: str = "fp32", what: str = ""
+) -> onnx.ModelProto:
+    """:func:`insert_qdq` for the plugin flavour ``plugin`` of the decomposed export ``calibrated`` that ``ranges``
+    were measured on (ONNX Runtime cannot calibrate inside a plugin node): the same convolutions get the same
+    Q/DQ (:func:`carry_ranges`); ``what`` names ``plugin`` in errors."""
+    what = what or "the plugin flavour"
+    metadata = fp32_export_metadata(plugin, f"Q/DQ insertion into {what}", allow_plugin=True)
+    if metadata.patch_attention != "plugin":
+        raise DSRIRError(
+            f"{what}: patch attention {metadata.patch_attention}, expected the plugin flavour "
+            "(python -m export.onnx --patch-attention plugin)"
+        )
+    return _insert_qdq(plugin, metadata, carry_ranges(ranges, calibrated, plugin, what), high_precision)
+
+
+def _insert_qdq(
+    model: onnx.ModelProto, metadata: ExportMetadata, ranges: Ranges, high_precision: str
+) -> onnx.ModelProto:
     if high_precision not in HIGH_PRECISIONS:
         raise DSRIRError(f"high precision {high_precision!r}: expected one of {', '.join(HIGH_PRECISIONS)}")
-    metadata = fp32_export_metadata(model, "Q/DQ insertion")
     quantized = onnx.ModelProto()
     quantized.CopyFrom(model)
     graph = quantized.graph
@@ -215,16 +237,16 @@ def qdq_structure(model: onnx.ModelProto) -> QDQStructure:
     )
 
 
-def fp32_export_metadata(model: onnx.ModelProto, purpose: str) -> ExportMetadata:
+def fp32_export_metadata(model: onnx.ModelProto, purpose: str, allow_plugin: bool = False) -> ExportMetadata:
     """The metadata of a decomposed FP32 export, the one source INT8 graphs are made from; anything else (the plugin
-    flavour, FP16, already quantised, not from ``export.onnx``) is a one-line DSRIRError that starts with
-    ``purpose``."""
+    flavour unless ``allow_plugin``, FP16, already quantised, not from ``export.onnx``) is a one-line DSRIRError that
+    starts with ``purpose``."""
     try:
         metadata = read_metadata(model)
     except (KeyError, ValueError) as exc:
         raise DSRIRError(f"{purpose}: {exc.args[0]} (export it with python -m export.onnx)") from None
     ops = {node.op_type for node in model.graph.node}
-    if metadata.patch_attention == "plugin" or PLUGIN_OP in ops:
+    if not allow_plugin and (metadata.patch_attention == "plugin" or PLUGIN_OP in ops):
         raise DSRIRError(
             f"{purpose} needs the decomposed graph, not the plugin flavour: export without --patch-attention"
         )
@@ -233,6 +255,54 @@ def fp32_export_metadata(model: onnx.ModelProto, purpose: str) -> ExportMetadata
     if metadata.precision != "fp32":
         raise DSRIRError(f"{purpose} needs the FP32 export, not {metadata.precision}: export with --precision fp32")
     return metadata
+
+
+def carry_ranges(ranges: Ranges, calibrated: onnx.ModelProto, target: onnx.ModelProto, what: str) -> Ranges:
+    """``ranges``, calibrated on the decomposed export ``calibrated``, keyed by the tensor names of ``target``, another
+    export of the same weights (the plugin flavour, whose patch attention ONNX Runtime cannot calibrate).
+
+    Each quantised convolution reads the same values in both graphs (a plugin node computes exactly the decomposed
+    block it replaces), so its input's amax carries over. The PatchAttention MLPs are inside the plugin and stay
+    float in both, so both Q/DQ graphs quantise the same convolutions.
+    """
+    activations: dict[str, float] = {}
+    weights: dict[str, list[float]] = {}
+    for source, site in matching_sites(calibrated, target, what):
+        if source.input not in ranges.activations:
+            raise DSRIRError(
+                f"the ranges have no amax for {source.input!r} (input of {source.module}): calibrate "
+                "the decomposed graph"
+            )
+        activations[site.input] = ranges.activations[source.input]
+        if source.weight in ranges.weights:
+            weights[site.weight] = ranges.weights[source.weight]
+    return dataclasses.replace(ranges, activations=activations, weights=weights)
+
+
+def matching_sites(calibrated: onnx.ModelProto, target: onnx.ModelProto, what: str) -> list[tuple[ConvSite, ConvSite]]:
+    """(site in ``calibrated``, site in ``target``) for every quantised convolution of ``target``, matched by module
+    (both exports name weights after it); a one-line DSRIRError naming ``what`` when ``target`` is not an export of
+    the same weights."""
+    sources = conv_sites(calibrated)
+    source_weights = {init.name: init for init in calibrated.graph.initializer}
+    target_weights = {init.name: init for init in target.graph.initializer}
+    pairs = []
+    for module, site in conv_sites(target).items():
+        if not is_quantized_module(module):
+            continue
+        source = sources.get(module)
+        if source is None or not _same_tensor(source_weights[source.weight], target_weights[site.weight]):
+            change = "is not in" if source is None else "has other weights than"
+            raise DSRIRError(
+                f"{what}: convolution {module} {change} the calibrated graph: export both flavours from the "
+                "same checkpoint"
+            )
+        pairs.append((source, site))
+    return pairs
+
+
+def _same_tensor(a: onnx.TensorProto, b: onnx.TensorProto) -> bool:
+    return np.array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
 
 
 def _activation_scale(ranges: Ranges, site: ConvSite) -> np.ndarray:

@@ -46,6 +46,7 @@ pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscr
 
 SIZE = (32, 32)
 FRAMES = 4
+PLUGIN_QDQ = "model_qdq_plugin.onnx"
 
 
 def test_max_is_exact_over_batches() -> None:
@@ -128,17 +129,22 @@ def test_no_cache_for_tensorrt_11() -> None:
         cache_header((11, 1))
 
 
-@pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def export_xs(folder: Path, seed: int = 0, patch_attention: str = "decomposed") -> Path:
+    """dsrir-xs with seeded random weights, exported to ``folder``."""
     from dsrir.model import DSRIR, PRESETS
     from export.onnx import ExportOptions, build_onnx, save_onnx
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = DSRIR(PRESETS["dsrir-xs"]).eval()
-    result = build_onnx(model, "dsrir-xs", "all_in_one", ExportOptions(simplify=False, check_size=SIZE))
-    path = tmp_path_factory.mktemp("calibration") / "xs.onnx"
-    save_onnx(result.model, path)
+    options = ExportOptions(patch_attention=patch_attention, simplify=False, check_size=SIZE)
+    path = folder / f"xs_{seed}_{patch_attention}.onnx"
+    save_onnx(build_onnx(model, "dsrir-xs", "all_in_one", options).model, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_xs(tmp_path_factory.mktemp("calibration"))
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +268,82 @@ def test_cli_writes_the_artefacts_then_reuses_the_ranges(
     other = calibration_settings("percentile", 99.9)
     assert reusable(out / "ranges.json", ranges.model_sha256, dataset, other) is None
     assert "made with another calibrator settings" in capsys.readouterr().out
+
+
+def int8_conv_weights(model: onnx.ModelProto) -> set[str]:
+    """The weight initializers of the convolutions whose data and weight both come from a DequantizeLinear."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+
+    def dequantized(tensor: str) -> onnx.NodeProto | None:
+        node = producers.get(tensor)
+        return node if node is not None and node.op_type == "DequantizeLinear" else None
+
+    weights = set()
+    for conv in (node for node in model.graph.node if node.op_type == "Conv"):
+        data, weight = dequantized(conv.input[0]), dequantized(conv.input[1])
+        if data is not None and weight is not None:
+            weights.add(producers[weight.input[0]].input[0])  # DQ <- Q <- the float weight
+    return weights
+
+
+def test_cli_carries_the_ranges_to_the_plugin_flavour(
+    fp32_onnx: Path, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TensorRT's plugin graph gets the same INT8 convolutions and scales as the decomposed graph calibrated, so the
+    two compute the same (to float rounding: a value on a rounding edge may land one INT8 step apart)."""
+    pytest.importorskip("onnxruntime_extensions", reason="the plugin op's CPU implementation")
+    from runtime.backends.onnxruntime_backend import OrtBackend
+
+    plugin = export_xs(tmp_path, patch_attention="plugin")
+    out = tmp_path / "out"
+    args = ["--onnx", str(fp32_onnx), "--plugin-onnx", str(plugin), "--synthetic", str(clean_dir)]
+    args += ["--count", str(FRAMES), "--size", "32x32", "--calibrator", "max", "--output-dir", str(out)]
+    assert calibration_main(args) == 0
+    assert str(out / PLUGIN_QDQ) in capsys.readouterr().out
+    decomposed, carried = (onnx.load(str(out / name)) for name in ("model_qdq.onnx", PLUGIN_QDQ))
+    assert any(node.op_type == "DSRIR_PatchAttention" for node in carried.graph.node)
+    assert int8_conv_weights(carried) == int8_conv_weights(decomposed)
+    assert len(int8_conv_weights(carried)) == qdq_structure(decomposed).int8_convs
+    scales = {n.name.replace(".", "_"): n for n in decomposed.graph.initializer if n.name.endswith(".weight/scale")}
+    assert scales and all(
+        np.array_equal(onnx.numpy_helper.to_array(init), onnx.numpy_helper.to_array(scales[name]))
+        for init in carried.graph.initializer
+        if (name := init.name.replace(".", "_")) in scales
+    )
+    frame = np.random.default_rng(3).random((1, 3, 32, 32), np.float32)
+
+    def errors() -> tuple[float, float, float]:
+        """Mean |decomposed - plugin| and each Q/DQ graph's mean |error| against the FP32 graph."""
+        fp32 = OrtBackend(fp32_onnx).infer(frame)
+        ours, carried = (OrtBackend(out / n, exact_qdq=True).infer(frame) for n in ("model_qdq.onnx", PLUGIN_QDQ))
+        return (
+            float(np.abs(ours - carried).mean()),
+            float(np.abs(ours - fp32).mean()),
+            float(np.abs(carried - fp32).mean()),
+        )
+
+    apart, ours, carried = errors()  # FP16 graphs: the plugin computes patch attention in FP32, the graph in FP16
+    assert carried < 1.25 * ours, (apart, ours, carried)
+    assert calibration_main([*args, "--target-trt", "8.6"]) == 0  # FP32 graphs, the ranges reused
+    apart, ours, carried = errors()
+    assert apart < 0.3 * ours and carried < 1.25 * ours, (apart, ours, carried)
+
+
+def test_cli_refuses_a_plugin_flavour_of_other_weights_before_calibrating(
+    fp32_onnx: Path, clean_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = export_xs(tmp_path, seed=1, patch_attention="plugin")
+    out = tmp_path / "out"
+    args = ["--onnx", str(fp32_onnx), "--plugin-onnx", str(other), "--synthetic", str(clean_dir), "--size", "32x32"]
+    assert calibration_main([*args, "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --plugin-onnx {other}: convolution ") and "other weights" in err
+    assert "\n" not in err and not out.exists()
+    assert calibration_main([*args[:2], "--plugin-onnx", str(fp32_onnx), *args[4:]]) == 2
+    assert "not the plugin flavour" in capsys.readouterr().err
+    inside = clean_dir / "calib"
+    assert calibration_main([*args[:2], *args[4:], "--output-dir", str(inside)]) == 2
+    assert "an output may not lie inside an input" in capsys.readouterr().err and not inside.exists()
 
 
 def test_cli_bad_size_is_one_line(fp32_onnx: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,10 +132,11 @@ def test_qdq_pairs_sit_on_every_quantised_conv_input_and_weight_only(
         scales = initializers[producers[weight.input[0]].input[1]]
         assert scales.shape == (initializers[site.weight].shape[0],)  # per output channel
         assert {a.name: a.i for a in weight.attribute}["axis"] == 0
-    for module, site in conv_sites(qdq_graph).items():  # the PatchAttention MLP stays floating point
-        if not is_quantized_module(module):
-            assert ".PA.conv_du." in module
-            assert producers[site.input].op_type != "DequantizeLinear"
+    floats = [module for module, site in conv_sites(qdq_graph).items() if not is_quantized_module(module)]
+    assert "ebd" in floats  # the image embedding and the PatchAttention MLP stay floating point, nothing else
+    assert all(".PA.conv_du." in module for module in floats if module != "ebd")
+    readers = [producers.get(conv_sites(qdq_graph)[module].input) for module in floats]  # ebd reads the graph input
+    assert not any(node is not None and node.op_type == "DequantizeLinear" for node in readers)
 
 
 def test_qdq_graph_is_close_to_fp32_and_a_wrong_scale_is_not(
