@@ -24,7 +24,7 @@ from torch import nn
 from calibration.qdq import insert_qdq, placement
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth
-from dsrir.losses import DSRIRLoss
+from dsrir.losses import DistillationL1Loss, DSRIRLoss
 from dsrir.model import DSRIR, PRESETS
 from tests.conftest import natural_like_image
 from train import qat
@@ -237,6 +237,23 @@ def test_qat_steps_reduce_the_loss_on_a_fixed_batch(exported: Exported) -> None:
     assert any(float(gain.detach()) != 0 for gain in gains)  # the ranges moved too
 
 
+def test_distillation_moves_the_quantised_student_towards_its_fp32_teacher(exported: Exported) -> None:
+    """QAT's default loss: the FP32 network's own outputs are the target, so the loss is the quantisation error
+    itself (zero for the teacher), it falls with steps, and the teacher neither learns nor leaves eval mode."""
+    teacher = fresh_copy(exported)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    criterion = DistillationL1Loss(teacher).train()
+    degraded = images(2, 32, seed=11)
+    unused_target = torch.zeros_like(degraded)
+    restored, variances = fresh_copy(exported)(degraded)
+    assert criterion(restored, variances, unused_target, degraded)[1]["total"] == 0.0
+    model = quantize_model(fresh_copy(exported), exported.ranges, exported.sites).train()
+    optimizer = build_optimizer(model, learning_rate=1e-5, scale_learning_rate=1e-3)  # the CLI's defaults
+    losses = [qat_step(model, criterion, optimizer, degraded, unused_target)["total"] for _ in range(30)]
+    assert losses[0] > 0 and np.mean(losses[-5:]) < 0.92 * losses[0], losses  # measured: 16 % lower
+    assert not teacher.training and all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+
+
 def test_sigint_finishes_the_step_then_stops(exported: Exported, monkeypatch: pytest.MonkeyPatch) -> None:
     model = quantize_model(fresh_copy(exported), exported.ranges, exported.sites)
     real_step = qat.qat_step
@@ -261,7 +278,7 @@ def test_cli_fine_tunes_and_writes_a_qdq_graph_matching_the_fake_quant_model(
     out = tmp_path / "qat"
     args = ["--checkpoint", exported.checkpoint, "--ranges", exported.ranges_path, "--onnx", exported.onnx_path]
     args += ["--synthetic", clean_dir, "--steps", 3, "--batch-size", 2, "--patch-size", 32, "--workers", 0]
-    args += ["--learning-rate", 1e-3, "--loss", "l1", "--device", "cpu", "--output-dir", out, "--no-progress"]
+    args += ["--learning-rate", 1e-3, "--device", "cpu", "--output-dir", out, "--no-progress"]  # --loss distill
     args += ["--target-trt", "8.6"]  # the FP32 flavour, which must round exactly as the fake quantisers
     assert main([str(a) for a in args]) == 0
     printed = capsys.readouterr().out
@@ -276,7 +293,7 @@ def test_cli_fine_tunes_and_writes_a_qdq_graph_matching_the_fake_quant_model(
     assert any(not torch.equal(v, exported.model.state_dict()[k]) for k, v in model.state_dict().items())
     fp32 = onnx.load(str(out / "model_qat_fp32.onnx"))
     ranges = Ranges.load(out / "ranges_qat.json")
-    assert ranges.settings["loss"] == "l1"
+    assert ranges.settings["loss"] == "distill"
     assert ranges.model_sha256 == hashlib.sha256((out / "model_qat_fp32.onnx").read_bytes()).hexdigest()
     assert set(ranges.activations) <= graph_tensors(fp32) and ranges.settings["steps"] == 3
     assert not set(ranges.activations) & set(exported.ranges.activations) - {"input"}  # other exporter, other names

@@ -1,9 +1,9 @@
 """``python -m train.qat``: quantisation-aware fine-tuning of a trained DSRIR, then its INT8 Q/DQ ONNX graph.
 
-Starts from a checkpoint and the calibration ranges of its FP32 export, and fine-tunes with the training loss
-(``--loss``) while every INT8 convolution sees the rounding of the deployed graph (:mod:`train.fake_quant`), so
-the weights (and, by default, the activation ranges) adapt to INT8 instead of merely being measured. Writes, in
-``--output-dir``:
+Starts from a checkpoint and the calibration ranges of its FP32 export, and fine-tunes towards the checkpoint's own
+FP32 outputs (``--loss distill``, :mod:`dsrir.losses.distill`; or a training loss on the ground truth) while every INT8
+convolution sees the rounding of the deployed graph (:mod:`train.fake_quant`), so the weights (and, by default, the
+activation ranges) adapt to INT8 instead of merely being measured. Writes, in ``--output-dir``:
 
 * ``model_qat.pth``: the fine-tuned weights in the official format (plus preset, config, mode, QAT steps and the
   learned ranges keyed by the ``--onnx`` graph's tensors), loadable by every other command;
@@ -50,7 +50,7 @@ from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from dsrir.losses import LOSSES, build_loss
+from dsrir.losses import LOSSES, DistillationL1Loss, build_loss
 from dsrir.model.arch import DSRIR
 from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
@@ -67,6 +67,7 @@ FP32_NAME = "model_qat_fp32.onnx"
 QDQ_NAME = "model_qat_qdq.onnx"
 RANGES_NAME = "ranges_qat.json"
 SUMMARY_NAME = "qat_summary.json"
+DISTILL = "distill"  # --loss: L1 to the FP32 checkpoint's outputs (dsrir.losses.distill)
 LOSS_WINDOW = 10  # steps averaged for the start and end loss: one batch's loss is too noisy to compare
 PARITY_SHAPE = (1, 3, 64, 96)  # a multiple of 8: the graph and the model see the same pixels, no padding
 
@@ -151,9 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--loss",
-        choices=LOSSES,
-        default="paper",
-        help="the objective (as python -m train); the shipped weights were fine-tuned with l1",
+        choices=(DISTILL, *LOSSES),
+        default=DISTILL,
+        help=f"{DISTILL}: L1 to the FP32 checkpoint's own outputs on the same input (recovers the FP32 network; "
+        "the weights do not drift per task); paper or l1: the training objective on the ground truth (as python -m "
+        "train), which also keeps training the network",
     )
     tuning.add_argument("--vgg19-weights", type=Path, help="VGG19 weights for the contrastive term (as train)")
     tuning.add_argument("--seed", type=int, default=defaults.seed, help="data order and held-out split")
@@ -395,10 +398,13 @@ def run(args: argparse.Namespace) -> QATSummary:
     output_dir = args.output_dir or args.checkpoint.with_name(f"{args.checkpoint.stem}_qat")
     device = resolve_device(args.device)
 
+    teacher = copy.deepcopy(model) if args.loss == DISTILL else None  # the FP32 network, before fake quantisers
     quantize_model(model, base, sites, learnable_scales=args.scales == "learnable").to(device)
     quantized = sum(isinstance(m, FakeQuantConv2d) for m in model.modules())
     loader, description = build_loader(train_config(args, mode), device)
-    criterion = build_loss(args.loss, args.vgg19_weights).to(device)
+    criterion = (DistillationL1Loss(teacher) if teacher is not None else build_loss(args.loss, args.vgg19_weights)).to(
+        device
+    )
     optimizer = build_optimizer(model, args.learning_rate, args.scale_learning_rate)
     tqdm.write(
         f"QAT of {preset} ({quantized} INT8 convs, {args.scales} ranges) on {description}; device {device}; "

@@ -9,6 +9,7 @@ from torch import nn
 
 from dsrir.losses.combined import DSRIRLoss
 from dsrir.losses.contrastive import PositiveContrastiveLoss
+from dsrir.losses.distill import DistillationL1Loss
 from dsrir.losses.l1 import StageL1Loss
 from dsrir.losses.psnr import PSNRLoss
 from dsrir.losses.uncertainty import UncertaintyLoss
@@ -29,6 +30,7 @@ def build_loss(name: str, vgg19_weights: str | Path | None = None) -> nn.Module:
 __all__ = [
     "LOSSES",
     "DSRIRLoss",
+    "DistillationL1Loss",
     "PositiveContrastiveLoss",
     "PSNRLoss",
     "StageL1Loss",
