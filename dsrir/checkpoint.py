@@ -105,7 +105,7 @@ def _read_pth(path: Path) -> tuple[StateDict, dict[str, Any]]:
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DSRIRError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if isinstance(blob, dict) and "state_dict" in blob:
-        meta = {k: v for k, v in blob.items() if k in ("epoch", "preset", "config", "mode")}
+        meta = {k: v for k, v in blob.items() if k in ("epoch", "preset", "config", "mode", "degradations")}
         state_dict = blob["state_dict"]
     elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
         meta, state_dict = {}, blob

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from dsrir.checkpoint import load_model
+from dsrir.data.degradations import FAMILIES
 from dsrir.data.train_set import SyntheticTrainSet
 from dsrir.imageio import list_images
 from dsrir.model import DSRIR, PRESETS
@@ -101,6 +102,40 @@ def test_resume_reproduces_uninterrupted_run_exactly(
     assert any(not torch.equal(initial[k], v) for k, v in straight["state_dict"].items())  # training moved weights
 
 
+def test_degradation_flags_choose_what_synthetic_training_draws(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def data_of(**flags: object) -> SyntheticTrainSet:
+        return build_data(
+            config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "x", **flags)))
+        ).train  # type: ignore[return-value]
+
+    assert data_of().degradations.spec == " ".join(FAMILIES)
+    assert data_of(degradations="v3").degradations.is_v3
+    held_out = data_of(hold_out="rain-heavy haze-dense").degradations
+    assert "rain-heavy" not in held_out.spec and "haze-dense" not in held_out.spec and "rain-light" in held_out.spec
+    narrowed = data_of(degradations="families rain-slanted:tilt=35..45", hold_out="rain-light").degradations
+    assert [f.label for f in narrowed.families_of("rain")] == ["rain-heavy", "rain-slanted:tilt=35..45"]
+    assert [f.task for f in data_of(mode="haze").degradations.families] == ["haze"] * 3
+
+    for flags, message in (
+        ({"hold_out": "fog"}, "--hold-out fog: unknown family"),
+        ({"degradations": "rain-slanted:tilt=0..10"}, "outside its stated range"),
+        ({"hold_out": "haze-light haze-dense haze-nonhomogeneous"}, "leave no family for haze"),
+    ):
+        with pytest.raises(SystemExit):
+            main(tiny_args(clean_dir, tmp_path, "x", **flags))
+        assert message in capsys.readouterr().err
+    csv_args = [
+        a
+        for a in tiny_args(clean_dir, tmp_path, "x", hold_out="rain-heavy")
+        if a not in ("--synthetic", str(clean_dir))
+    ]
+    with pytest.raises(SystemExit):
+        main([*csv_args, "--train-dir", str(tmp_path)])
+    assert "use them with --synthetic" in capsys.readouterr().err
+
+
 def test_training_writes_checkpoints_validation_log_and_summary(
     tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -116,10 +151,11 @@ def test_training_writes_checkpoints_validation_log_and_summary(
     assert weights.preset == "dsrir-xs" and weights.metadata["epoch"] in (1, 2)
     blob = latest(tmp_path, "run")
     assert set(blob) >= {"epoch", "state_dict", "optimizer", "preset", "scheduler", "rng"}
+    assert blob["degradations"] == " ".join(FAMILIES)
     assert blob["epoch"] == 2 and blob["global_step"] == 4
     records = [json.loads(line) for line in (tmp_path / "all_in_one" / "results" / "run" / "validation.jsonl").open()]
     assert [r["epoch"] for r in records] == [1, 2]
-    assert {t.rstrip("0123456789") for t in records[0]["tasks"]} == {"noise", "rain", "haze"}
+    assert list(records[0]["tasks"]) == ["noise25", *(name for name in FAMILIES if name != "noise-gaussian")]
     assert all(10 < r["average_psnr"] < 60 for r in records)
     out = capsys.readouterr().out
     assert "validation at epoch 2" in out and "best validation PSNR" in out

@@ -1,5 +1,6 @@
 """Training checkpoints: the official ``{"epoch", "state_dict", "optimizer"}`` file plus what a
-resume needs (scheduler, position inside the epoch, RNG, best score). Written atomically."""
+resume needs (scheduler, position inside the epoch, RNG, best score). Written atomically.
+``degradations`` records the synthetic set trained on."""
 
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ def save_training_state(
     batches_done: int,
     global_step: int,
     best_psnr: float | None,
+    degradations: str | None = None,
 ) -> None:
     """``epoch`` is the last completed epoch (official meaning); ``batches_done`` counts the
     batches already trained in the epoch after it (0 at an epoch boundary)."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
+    extra: dict[str, Any] = {"degradations": degradations} if degradations else {}
     checkpoint = official_checkpoint(
         model,
         preset,
@@ -41,6 +44,7 @@ def save_training_state(
         global_step=global_step,
         best_psnr=best_psnr,
         rng=rng,
+        **extra,
     )
     save_pth(path, checkpoint)
 

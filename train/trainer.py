@@ -156,6 +156,7 @@ class Trainer:
                 self.batches_done,
                 self.global_step,
                 self.best_psnr,
+                self.data.degradations,
             )
         return path
 
