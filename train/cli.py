@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="paper: the official objective; l1: plain L1 on the three stage outputs (AirNet/PromptIR), which lets "
         "an all-in-one run learn haze (weights/README.md)",
     )
+    model.add_argument(
+        "--ema-decay",
+        type=float,
+        default=defaults.ema_decay,
+        help="keep an exponential moving average of the weights (BasicSR's ema_decay), averaging the last "
+        "~1/(1-decay) steps; validation, model_best.pth and weights read from the checkpoints use it; 0: off",
+    )
     model.add_argument("--seed", type=int, default=defaults.seed, help="seed of initialisation and data order")
 
     run = parser.add_argument_group("run")
@@ -172,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})")
     if cfg.synthetic is None and (cfg.hold_out or cfg.degradations != TrainConfig().degradations):
         parser.error("--degradations and --hold-out choose synthetic degradations: use them with --synthetic")
+    if not 0 <= cfg.ema_decay < 1:
+        parser.error(f"--ema-decay {cfg.ema_decay:g}: expected 0 (off) or a decay below 1, e.g. 0.999")
     try:
         cfg.degradation_set  # noqa: B018 (checked before anything starts)
     except DSRIRError as exc:

@@ -43,6 +43,8 @@ class TrainConfig:
     task_mix: tuple[tuple[str, int], ...] = ()
     degradations: tuple[str, ...] = (ALL_FAMILIES,)
     hold_out: tuple[str, ...] = ()
+    # BasicSR's ema_decay; 0 turns the average off (the official protocol has none).
+    ema_decay: float = 0.999
     device: str = "auto"
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     max_steps: int | None = None
