@@ -97,10 +97,11 @@ class DegradationSet:
 
 
 def parse_degradations(
-    tokens: Sequence[str], hold_out: Sequence[str] = (), tasks: Sequence[str] = TASKS
+    tokens: Sequence[str], hold_out: Sequence[str] = (), tasks: Sequence[str] | None = TASKS
 ) -> DegradationSet:
     """Command-line tokens -> a set: ``v3``, or ``families`` and/or family names (narrowed or not), minus the
-    families named in ``hold_out``, restricted to ``tasks``, each of which must keep at least one family."""
+    families named in ``hold_out``, restricted to ``tasks``, each of which must keep at least one family
+    (``tasks`` None: the tasks the tokens name, as when reading back a recorded set)."""
     tokens = [token for text in tokens for token in text.replace(",", " ").split()]
     if V3 in tokens:
         if len(tokens) > 1 or hold_out:
@@ -109,6 +110,8 @@ def parse_degradations(
     if not tokens:
         raise DSRIRError(f"no degradations given; expected {ALL_FAMILIES}, {V3} or family names")
     named = [parse_family(token, FAMILIES) for token in tokens if token != ALL_FAMILIES]
+    if tasks is None:
+        tasks = TASKS if ALL_FAMILIES in tokens else tuple(dict.fromkeys(family.task for family in named))
     if elsewhere := [family.label for family in named if family.task not in tasks]:
         raise DSRIRError(f"degradations {' '.join(elsewhere)}: not a task of {', '.join(tasks)}")
     repeated = sorted({f.name for f in named if sum(g.name == f.name for g in named) > 1})
