@@ -121,6 +121,24 @@ def score_image(
     return record, outputs
 
 
+def score_set(
+    eval_set: Sequence[EvalSample],
+    methods: dict[str, Method],
+    protocol: str,
+    keep: int,
+    done: Callable[[], object],
+) -> tuple[list[dict[str, Any]], list[tuple[EvalSample, dict[str, np.ndarray], dict[str, Any]]]]:
+    """Every sample's record, and the first ``keep`` samples with their outputs and records (for the picture)."""
+    records, kept = [], []
+    for index, sample in enumerate(eval_set):
+        record, outputs = score_image(sample, methods, protocol)
+        records.append(record)
+        if index < keep:
+            kept.append((sample, outputs, record))
+        done()
+    return records, kept
+
+
 def recorded_degradations(model: Path) -> str | None:
     """The synthetic set the model's training drew from, as its weights record it (``.pth``: the checkpoint;
     ``.safetensors``: its metadata; ``.onnx``: its sibling ``.safetensors``), or None."""
@@ -316,14 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tqdm(total=sum(len(s) for s in sets), desc="images", disable=args.no_progress) as progress:
             for eval_set in sets:
                 methods = {"dsrir": dsrir, **baselines_for(eval_set.task, cbm3d)}
-                kept = []
-                for index, sample in enumerate(eval_set):
-                    record, outputs = score_image(sample, methods, args.protocol)
-                    records.append(record)
-                    if index < args.picture_rows:
-                        kept.append((sample, outputs, record))
-                    progress.update()
-                baseline = best_baseline(summarise([r for r in records if r["task"] == eval_set.task])[eval_set.task])
+                task_records, kept = score_set(eval_set, methods, args.protocol, args.picture_rows, progress.update)
+                records += task_records
+                baseline = best_baseline(summarise(task_records)[eval_set.task])
                 path = picture_path(args.output, eval_set.task)
                 write_image(path, task_picture(kept, baseline, args.picture_crop))
                 pictures[eval_set.task] = path.name
