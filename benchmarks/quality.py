@@ -1,13 +1,24 @@
-"""DSRIR against the classical methods a user would try instead, on the synthetic evaluation protocol.
+"""DSRIR against the classical methods a user would try instead, on degradations its training did not draw from.
 
     python benchmarks/quality.py --model weights/dsrir-xs-p50_all_in_one.onnx --photos photos/val --crop 512
 
-Clean photos, centre-cropped to ``--crop`` (multiples of 8), get the deterministic degradations of
-``python -m dsrir.evaluate --synthetic`` (noise at sigma 15/25/50, rain, haze; seeded per image and task) and are
-scored with its PSNR/SSIM protocol. DSRIR runs through the video runtime's backends, so an ``.onnx`` model needs
-no PyTorch.
-Baselines (``dsrir.baselines``): non-local means and CBM3D (optional ``bm3d`` package) for noise, the dark channel
-prior for haze; rain has none. Prints one table and writes per-image numbers, machine info and the date as JSON.
+Clean photos, centre-cropped to ``--crop`` (multiples of 8), get deterministic degradations (seeded per image and
+task, as ``python -m dsrir.evaluate --synthetic``) and are scored with its PSNR/SSIM protocol. The default tasks
+are the paper's noise (sigma 15/25/50) and every rain and haze family of ``dsrir.data.degradations``, each image
+drawing its parameters from the family's ranges (recorded per image in the JSON); ``rain`` and ``haze`` are the v3
+generator's settings of the earlier tables, and ``held-out`` stands for every family the model never trained on.
+
+Generalisation is measured, not assumed: the "training" column says whether the model's training drew from each
+task ("seen", "partly seen", "held out"), from the set recorded in the checkpoint or safetensors (for an ``.onnx``,
+its sibling ``.safetensors``; weights that record none were trained on the v3 generator) or ``--trained-on``.
+Leave-one-out across the families: train once per family with ``python -m train --hold-out FAMILY`` and score
+each model here; its held-out row is the number that counts.
+
+DSRIR runs through the video runtime's backends, so an ``.onnx`` model needs no PyTorch. Baselines
+(``dsrir.baselines``): non-local means and CBM3D (optional ``bm3d`` package; the column is skipped, with a note,
+without it) for noise, the dark channel prior for haze; rain has none. Prints one table, writes per-image numbers,
+machine info and the date as JSON, and beside it one picture per task (``OUTPUT_STEM-TASK.png``: input | ours |
+best baseline | clean, the worst window of the first ``--picture-rows`` images).
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import json
 import os
 import platform
 import re
+import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,11 +44,21 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from benchmarks.quality_pictures import Panel, comparison_picture  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.baselines import BM3D_MISSING, cbm3d_denoise, dark_channel_dehaze, has_bm3d, nlm_denoise  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, EvalSample, synthetic_sets  # noqa: E402
+from dsrir.data.degradations import (  # noqa: E402
+    FAMILIES,
+    NOISE_LABEL,
+    V3,
+    DegradationSet,
+    label_task,
+    parse_degradations,
+)
+from dsrir.data.eval_sets import EvalSample, synthetic_sets  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
+from dsrir.imageio import write_image  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
 from runtime.backends import Backend, open_backend  # noqa: E402
 from runtime.frames import FrameRunner  # noqa: E402
@@ -45,7 +67,9 @@ from runtime.video import DEFAULT_MODEL  # noqa: E402
 Method = Callable[[np.ndarray], np.ndarray]
 COLUMNS = {"dsrir": "DSRIR", "nlm": "NLM", "cbm3d": "CBM3D", "dcp": "DCP"}
 PACKAGES = ("numpy", "scikit-image", "onnxruntime", "onnxruntime-gpu", "torch", "bm3d")
-_NOISE_LABEL = re.compile(r"noise(\d+)")
+HELD_OUT = "held-out"
+RAIN_HAZE_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.task != "noise")
+DEFAULT_TASKS = ("noise15", "noise25", "noise50", *RAIN_HAZE_FAMILIES)
 
 
 def dsrir_method(model: Path, backend: Backend | None = None) -> tuple[Method, str]:
@@ -61,39 +85,134 @@ def dsrir_method(model: Path, backend: Backend | None = None) -> tuple[Method, s
 
 
 def baselines_for(task: str, cbm3d: bool) -> dict[str, Method]:
-    """The classical methods that address ``task``: NLM (and CBM3D) for noise, DCP for haze, none for rain."""
-    match = _NOISE_LABEL.fullmatch(task)
+    """The classical methods that address ``task``: NLM (and CBM3D) for noise at a known sigma (``noise25``), DCP
+    for every haze label, none for rain."""
+    match = NOISE_LABEL.fullmatch(task)
     if match:
         sigma = int(match.group(1))
         methods: dict[str, Method] = {"nlm": partial(nlm_denoise, sigma=sigma)}
         if cbm3d:
             methods["cbm3d"] = partial(cbm3d_denoise, sigma=sigma)
         return methods
-    return {"dcp": dark_channel_dehaze} if task == "haze" else {}
+    return {"dcp": dark_channel_dehaze} if label_task(task) == "haze" else {}
 
 
-def score_image(sample: EvalSample, methods: dict[str, Method], protocol: str) -> dict[str, Any]:
-    """One record: the input's PSNR/SSIM and each method's PSNR/SSIM and seconds on the sample."""
+def score_image(
+    sample: EvalSample, methods: dict[str, Method], protocol: str
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One record (the input's PSNR/SSIM, each method's PSNR/SSIM and seconds, the family's parameters) and each
+    method's output."""
     degraded, target = sample.degraded, sample.target
     input_psnr, input_ssim = score(degraded, target, sample.task, protocol)
     record: dict[str, Any] = {
         "task": sample.task,
         "image": sample.name,
         "size": [degraded.shape[1], degraded.shape[0]],
+        **({"params": sample.params} if sample.params else {}),
         "input": {"psnr": input_psnr, "ssim": input_ssim},
     }
+    outputs = {}
     for name, method in methods.items():
         start = time.perf_counter()
-        restored = method(degraded)
+        outputs[name] = method(degraded)
         seconds = time.perf_counter() - start
-        psnr, ssim = score(restored, target, sample.task, protocol)
+        psnr, ssim = score(outputs[name], target, sample.task, protocol)
         record[name] = {"psnr": psnr, "ssim": ssim, "seconds": seconds}
-    return record
+    return record, outputs
 
 
-def summarise(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+def score_set(
+    eval_set: Sequence[EvalSample],
+    methods: dict[str, Method],
+    protocol: str,
+    keep: int,
+    done: Callable[[], object],
+) -> tuple[list[dict[str, Any]], list[tuple[EvalSample, dict[str, np.ndarray], dict[str, Any]]]]:
+    """Every sample's record, and the first ``keep`` samples with their outputs and records (for the picture)."""
+    records, kept = [], []
+    for index, sample in enumerate(eval_set):
+        record, outputs = score_image(sample, methods, protocol)
+        records.append(record)
+        if index < keep:
+            kept.append((sample, outputs, record))
+        done()
+    return records, kept
+
+
+def recorded_degradations(model: Path) -> str | None:
+    """The synthetic set the model's training drew from, as its weights record it (``.pth``: the checkpoint;
+    ``.safetensors``: its metadata; ``.onnx``: its sibling ``.safetensors``), or None."""
+    if model.suffix == ".pth":
+        from dsrir.checkpoint import read_weights
+
+        return read_weights(model).metadata.get("degradations")
+    weights = model.with_suffix(".safetensors")
+    if not weights.is_file():
+        return None
+    with open(weights, "rb") as handle:  # the header alone, without torch: 8-byte length, then JSON
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    return header.get("__metadata__", {}).get("degradations")
+
+
+def trained_on(model: Path, given: Sequence[str] | None) -> tuple[DegradationSet, str]:
+    """What training drew from and where that was learnt: ``--trained-on``, the model's record, or v3."""
+    if given:
+        return parse_degradations(given, tasks=None), "--trained-on"
+    recorded = recorded_degradations(model)
+    if recorded:
+        return parse_degradations([recorded], tasks=None), "the model's record"
+    return parse_degradations([V3]), "no record in the weights: trained before the families"
+
+
+def expand_tasks(tasks: Sequence[str], trained: DegradationSet) -> list[str]:
+    """``held-out`` -> every rain/haze family the training never drew from; the other labels as given."""
+    expanded: list[str] = []
+    for task in tasks:
+        if task != HELD_OUT:
+            expanded.append(task)
+            continue
+        unseen = [label for label in RAIN_HAZE_FAMILIES if trained.coverage(label) == "held out"]
+        if not unseen:
+            raise DSRIRError(f"--tasks {HELD_OUT}: training drew from every family ({trained.spec})")
+        expanded += unseen
+    return list(dict.fromkeys(expanded))
+
+
+def best_baseline(methods: dict[str, dict[str, float]]) -> str | None:
+    """The classical method with the highest mean PSNR on a task, if any applies."""
+    classical = [name for name in methods if name not in ("input", "dsrir", "training")]
+    return max(classical, key=lambda name: methods[name]["psnr"], default=None)
+
+
+def picture_path(output: Path, task: str) -> Path:
+    """``quality.json`` + ``rain-slanted:tilt=35..45`` -> ``quality-rain-slanted_tilt_35..45.png`` beside it."""
+    return output.with_name(f"{output.stem}-{re.sub(r'[^A-Za-z0-9.-]', '_', task)}.png")
+
+
+def task_picture(
+    kept: Sequence[tuple[EvalSample, dict[str, np.ndarray], dict[str, Any]]], baseline: str | None, crop: int
+) -> np.ndarray:
+    """Input | DSRIR | best baseline | clean for the kept samples (with their records, for the captions)."""
+    rows = []
+    for sample, outputs, record in kept:
+        ours = f"{record['dsrir']['psnr']:.2f} dB"
+        other = f"{record[baseline]['psnr']:.2f} dB" if baseline else "no baseline"
+        rows.append(
+            [
+                Panel(sample.degraded, f"{record['input']['psnr']:.2f} dB"),
+                Panel(outputs["dsrir"], ours),
+                Panel(outputs.get(baseline or ""), other),
+                Panel(sample.target, sample.name),
+            ]
+        )
+    columns = ["input", "DSRIR", COLUMNS[baseline] if baseline else "best baseline", "clean"]
+    return comparison_picture(columns, rows, crop)
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per task and method (and the input): mean PSNR, SSIM and seconds per image, and the image count."""
-    summary: dict[str, dict[str, dict[str, float]]] = {}
+    summary: dict[str, dict[str, Any]] = {}
     for task in dict.fromkeys(r["task"] for r in records):
         rows = [r for r in records if r["task"] == task]
         summary[task] = {}
@@ -105,10 +224,13 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return summary
 
 
-def format_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Task rows; cells are PSNR/SSIM, then seconds per image for the methods; '-' where a method does not apply."""
+def format_table(summary: dict[str, dict[str, Any]]) -> str:
+    """Task rows: whether training drew from the task, then PSNR/SSIM (and seconds per image for the methods);
+    '-' where a method does not apply."""
     columns = [name for name in COLUMNS if any(name in methods for methods in summary.values())]
-    header = f"{'task':<9} {'images':>6} {'input':>14} " + " ".join(f"{COLUMNS[name]:>22}" for name in columns)
+    width = max(9, *(len(task) for task in summary))
+    header = f"{'task':<{width}} {'training':>11} {'images':>6} {'input':>14} "
+    header += " ".join(f"{COLUMNS[name]:>22}" for name in columns)
     lines = [header, "-" * len(header)]
     for task, methods in summary.items():
         given = methods["input"]
@@ -117,16 +239,17 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
             m = methods.get(name)
             cells.append(f"{m['psnr']:6.2f}/{m['ssim']:.4f} {m['seconds']:6.2f}s" if m else "-")
         lines.append(
-            f"{task:<9} {int(given['count']):>6} {cells[0]:>14} " + " ".join(f"{cell:>22}" for cell in cells[1:])
+            f"{task:<{width}} {methods.get('training', '-'):>11} {int(given['count']):>6} {cells[0]:>14} "
+            + " ".join(f"{cell:>22}" for cell in cells[1:])
         )
     return "\n".join(lines)
 
 
 def notes_for(tasks: Sequence[str], cbm3d: bool) -> list[str]:
     notes = []
-    if "rain" in tasks:
+    if any(label_task(task) == "rain" for task in tasks):
         notes.append("rain: no classical baseline here (input and DSRIR only)")
-    if not cbm3d and any(_NOISE_LABEL.fullmatch(task) for task in tasks):
+    if not cbm3d and any(NOISE_LABEL.fullmatch(task) for task in tasks):
         notes.append(f"CBM3D column skipped: {BM3D_MISSING}")
     return notes
 
@@ -162,10 +285,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--photos", type=Path, default=Path("photos/val"), help="folder of clean validation photos")
     parser.add_argument("--crop", type=int, default=512, help="centre crop side (rounded down to a multiple of 8)")
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_EVAL_TASKS), help="noise<sigma>, rain, haze")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(DEFAULT_TASKS),
+        help=f"noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: {', '.join(FAMILIES)}), "
+        f"rain and haze (the v3 generator), or {HELD_OUT} (every family the model's training never drew from)",
+    )
+    parser.add_argument(
+        "--trained-on",
+        nargs="+",
+        metavar="SET",
+        help="what the model's training drew from, as python -m train --degradations takes it (default: the set "
+        "the weights record; v3 when they record none)",
+    )
+    parser.add_argument(
+        "--picture-rows", type=int, default=3, help="images per task picture (the first ones of the task)"
+    )
+    parser.add_argument("--picture-crop", type=int, default=192, help="side of each picture's windows (pixels)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="paper: rain on Y; rgb: all on RGB")
-    parser.add_argument("--output", type=Path, default=Path("quality.json"), help="where to write the JSON")
+    parser.add_argument(
+        "--output", type=Path, default=Path("quality.json"), help="where to write the JSON (pictures go beside it)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -175,28 +317,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.crop < 8:
             raise DSRIRError(f"--crop {args.crop} is smaller than 8")
+        if args.picture_rows < 1 or args.picture_crop < 8:
+            raise DSRIRError("--picture-rows must be at least 1 and --picture-crop at least 8")
         model = args.model or DEFAULT_MODEL
         if args.model is None and not model.is_file():
             raise DSRIRError(f"no --model given and the shipped weights/{model.name} is missing; pass --model FILE")
         if not model.is_file():
             raise DSRIRError(f"--model {model}: not found")
-        sets = synthetic_sets(args.photos, tasks=args.tasks, seed=args.seed, crop=args.crop)
+        trained, trained_source = trained_on(model, args.trained_on)
+        tasks = expand_tasks(args.tasks, trained)
+        sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
         dsrir, description = dsrir_method(model)
         cbm3d = has_bm3d()
         dsrir(sets[0][0].degraded)  # warm-up: first-call set-up is not timed
-        records = []
+        records, pictures = [], {}
         with tqdm(total=sum(len(s) for s in sets), desc="images", disable=args.no_progress) as progress:
             for eval_set in sets:
                 methods = {"dsrir": dsrir, **baselines_for(eval_set.task, cbm3d)}
-                for sample in eval_set:
-                    records.append(score_image(sample, methods, args.protocol))
-                    progress.update()
+                task_records, kept = score_set(eval_set, methods, args.protocol, args.picture_rows, progress.update)
+                records += task_records
+                baseline = best_baseline(summarise(task_records)[eval_set.task])
+                path = picture_path(args.output, eval_set.task)
+                write_image(path, task_picture(kept, baseline, args.picture_crop))
+                pictures[eval_set.task] = path.name
     except DSRIRError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     summary = summarise(records)
-    notes = notes_for(args.tasks, cbm3d)
+    for task, methods in summary.items():
+        methods["training"] = trained.coverage(task)
+    notes = notes_for(tasks, cbm3d)
     print(f"{model}: {description}; protocol {args.protocol}, crop {args.crop}, seed {args.seed}")
+    print(f"trained on: {trained.spec} ({trained_source})")
     print(format_table(summary))
     for note in notes:
         print(f"note: {note}")
@@ -208,14 +360,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "crop": args.crop,
         "seed": args.seed,
         "protocol": args.protocol,
-        "tasks": list(args.tasks),
+        "tasks": tasks,
+        "trained_on": {"degradations": trained.spec, "source": trained_source},
         "machine": machine_info(),
         "notes": notes,
         "summary": summary,
+        "pictures": pictures,
         "images": records,
     }
     write_text_atomic(args.output, json.dumps(report, indent=2) + "\n")
-    print(f"results written to {args.output}")
+    print(f"results written to {args.output}; pictures beside it: {', '.join(pictures.values())}")
     return 0
 
 

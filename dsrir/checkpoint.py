@@ -3,7 +3,9 @@
 Official checkpoints are ``{"epoch", "state_dict", "optimizer"}`` (keys may carry a
 ``module.`` prefix from DataParallel). The project writes the same format plus ``preset`` and
 ``config`` so a checkpoint says which architecture it holds; older files without them are
-matched against the presets by their tensor shapes. ``.safetensors`` files keep the preset and
+matched against the presets by their tensor shapes. When training kept an EMA of the weights (``train.ema``),
+the checkpoint also holds ``state_dict_ema`` and the weights read from it are those (``state_dict`` stays the raw
+weights the optimiser continues on ``--resume``). ``.safetensors`` files keep the preset and
 config in their metadata. A pruned network (``train.prune``) records every convolution's width in its
 config (``conv_channels``), so it loads from the file alone like any other. Every write is atomic.
 """
@@ -105,8 +107,9 @@ def _read_pth(path: Path) -> tuple[StateDict, dict[str, Any]]:
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DSRIRError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if isinstance(blob, dict) and "state_dict" in blob:
-        meta = {k: v for k, v in blob.items() if k in ("epoch", "preset", "config", "mode")}
-        state_dict = blob["state_dict"]
+        meta = {k: v for k, v in blob.items() if k in ("epoch", "preset", "config", "mode", "degradations")}
+        meta["weights"] = "ema" if "state_dict_ema" in blob else "raw"
+        state_dict = blob.get("state_dict_ema", blob["state_dict"])
     elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
         meta, state_dict = {}, blob
     else:

@@ -1,8 +1,8 @@
 """PSNR/SSIM scoring under the two evaluation protocols that DSRIR papers mix.
 
-"paper" reproduces the official test script: rain is scored on the BT.601 Y channel, and its Y SSIM is a
-column-wise 1-D SSIM (skimage is told the last axis of the 2-D Y image holds channels). "rgb" scores every
-task on RGB, as PromptIR-lineage papers do. Identical images give PSNR = inf.
+"paper" reproduces the official test script: rain (every rain label: ``rain``, ``rain-heavy`` ...) is scored on
+the BT.601 Y channel, and its Y SSIM is a column-wise 1-D SSIM (skimage is told the last axis of the 2-D Y image
+holds channels). "rgb" scores every task on RGB, as PromptIR-lineage papers do. Identical images give PSNR = inf.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from dsrir.data.degradations import label_task
 from dsrir.errors import DSRIRError
 
 PROTOCOLS = ("paper", "rgb")
@@ -56,8 +57,8 @@ def ssim(restored: np.ndarray, target: np.ndarray, y_channel: bool = False, offi
 
 
 def score(restored: np.ndarray, target: np.ndarray, task: str, protocol: str) -> tuple[float, float]:
-    """(PSNR, SSIM) for one image pair under ``protocol``; see the module docstring."""
+    """(PSNR, SSIM) for one image pair under ``protocol``; ``task`` is a task or an evaluation label."""
     if protocol not in PROTOCOLS:
         raise DSRIRError(f"unknown --protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
-    on_y = protocol == "paper" and task == "rain"
+    on_y = protocol == "paper" and label_task(task) == "rain"
     return psnr(restored, target, y_channel=on_y), ssim(restored, target, y_channel=on_y, official_y_quirk=on_y)

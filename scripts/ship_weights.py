@@ -47,6 +47,10 @@ def main() -> None:
         model, loaded = load_model(args.checkpoint)
         mode = str(loaded.metadata.get("mode") or "all_in_one")
         extra = {"mode": mode, "source_sha256": sha256(args.checkpoint)}
+        # "weights": ema or raw (dsrir.checkpoint); "degradations": the synthetic set trained on (quality.py reads it)
+        extra.update(
+            {key: str(loaded.metadata[key]) for key in ("weights", "degradations") if loaded.metadata.get(key)}
+        )
         position = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
         WEIGHTS_DIR.mkdir(exist_ok=True)
         save_safetensors(weights, model, loaded.preset, extra)
@@ -58,6 +62,8 @@ def main() -> None:
                 "source_sha256": extra["source_sha256"],
                 "epoch": position.get("epoch"),
                 "global_step": position.get("global_step"),
+                "weights": extra.get("weights"),
+                "degradations": extra.get("degradations"),
                 "history": [*record.get("history", []), args.note] if args.note else record.get("history", []),
             }
         )

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dsrir import baselines
-from dsrir.checkpoint import official_checkpoint, save_pth
+from dsrir.checkpoint import official_checkpoint, save_pth, save_safetensors
 from dsrir.data.degrade import add_haze
 from dsrir.data.eval_sets import official_test_noise
 from dsrir.errors import DSRIRError
@@ -92,32 +92,103 @@ def quality_main() -> Callable[[list[str]], int]:
     return module.main  # type: ignore[no-any-return]
 
 
-def test_quality_benchmark_end_to_end(tmp_path: Path, quality_main: Callable[[list[str]], int]) -> None:
+def test_quality_benchmark_end_to_end(
+    tmp_path: Path, quality_main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One tiny photo: the table, the JSON and one picture per task (input | ours | best baseline | clean)."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    for seed in range(2):
-        bgr = cv2.cvtColor(natural_like_image(72, 84, seed), cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(photos / f"photo_{seed}.png"), bgr)
+    cv2.imwrite(str(photos / "photo.png"), cv2.cvtColor(natural_like_image(72, 84, 0), cv2.COLOR_RGB2BGR))
     torch.manual_seed(0)
     model = DSRIR(PRESETS["dsrir-xs"])
     save_pth(tmp_path / "tiny.pth", official_checkpoint(model, "dsrir-xs", epoch=0))
-    output = tmp_path / "quality.json"
-    argv = ["--model", str(tmp_path / "tiny.pth"), "--photos", str(photos), "--crop", "64"]
-    argv += ["--tasks", "noise25", "haze", "--output", str(output), "--no-progress"]
+    output = tmp_path / "out" / "quality.json"
+    argv = ["--model", str(tmp_path / "tiny.pth"), "--photos", str(photos), "--crop", "64", "--picture-crop", "48"]
+    argv += ["--tasks", "noise25", "rain-heavy", "haze-dense", "--output", str(output), "--no-progress"]
 
     assert quality_main(argv) == 0
 
     report = json.loads(output.read_text())
-    assert {"date", "model", "backend", "machine", "notes", "summary", "images"} <= set(report)
+    assert {"date", "model", "backend", "machine", "notes", "summary", "images", "pictures", "trained_on"} <= set(
+        report
+    )
     assert {"platform", "cpu_count", "packages"} <= set(report["machine"])
-    assert set(report["summary"]) == {"noise25", "haze"}
-    assert len(report["images"]) == 4
+    assert report["trained_on"]["degradations"] == "v3"  # the checkpoint records no set: made before the families
+    assert list(report["summary"]) == ["noise25", "rain-heavy", "haze-dense"]
+    training = {task: methods["training"] for task, methods in report["summary"].items()}
+    assert training == {"noise25": "seen", "rain-heavy": "held out", "haze-dense": "held out"}
+    assert len(report["images"]) == 3
     for record in report["images"]:
-        assert record["size"] == [64, 64]
-        expected = {"nlm"} if record["task"] == "noise25" else {"dcp"}
+        assert record["size"] == [64, 64] and record["dsrir"]["seconds"] > 0
+        expected = {"noise25": {"nlm"}, "rain-heavy": set(), "haze-dense": {"dcp"}}[record["task"]]
         assert {"input", "dsrir"} | expected <= set(record)
-        assert record["dsrir"]["seconds"] > 0
+    assert 2 <= report["images"][1]["params"]["layers"] <= 5 and report["images"][2]["params"]["beta"] >= 0.1
     assert report["summary"]["noise25"]["nlm"]["psnr"] > report["summary"]["noise25"]["input"]["psnr"]
+    assert report["pictures"] == {
+        "noise25": "quality-noise25.png",
+        "rain-heavy": "quality-rain-heavy.png",
+        "haze-dense": "quality-haze-dense.png",
+    }
+    for name in report["pictures"].values():
+        picture = cv2.imread(str(output.parent / name))
+        assert picture.shape == (22 + 48 + 2 * 4, 4 * 48 + 5 * 4, 3)  # header, one row of four 48-pixel windows
+    out = capsys.readouterr().out
+    assert "held out" in out and "trained on: v3" in out and "quality-haze-dense.png" in out
+
+
+def test_quality_benchmark_scores_what_training_held_out(
+    tmp_path: Path, quality_main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "photo.png"), natural_like_image(40, 40, 1))
+    torch.manual_seed(0)
+    model = DSRIR(PRESETS["dsrir-xs"])
+    checkpoint = official_checkpoint(model, "dsrir-xs", epoch=0, degradations="families rain-slanted:tilt=35..45")
+    save_pth(tmp_path / "loo.pth", checkpoint)
+    output = tmp_path / "quality.json"
+    argv = ["--model", str(tmp_path / "loo.pth"), "--photos", str(photos), "--crop", "32", "--output", str(output)]
+    argv += ["--no-progress", "--tasks", "rain-slanted", "rain-slanted:tilt=45..55"]
+
+    trained = ["--trained-on", "noise-gaussian rain-light rain-slanted haze-light haze-nonhomogeneous"]
+    assert quality_main([*argv, "held-out", *trained]) == 0  # held-out: every family the training left out
+    report = json.loads(output.read_text())
+    assert report["trained_on"]["source"] == "--trained-on"
+    assert {t: m["training"] for t, m in report["summary"].items()} == {
+        "rain-heavy": "held out",
+        "haze-dense": "held out",
+        "rain-slanted": "seen",
+        "rain-slanted:tilt=45..55": "seen",
+    }
+    assert (tmp_path / "quality-rain-slanted_tilt_45..55.png").is_file()
+
+    assert quality_main(argv) == 0  # the set the checkpoint records: rain-slanted narrowed, no family held out
+    report = json.loads(output.read_text())
+    assert report["trained_on"] == {
+        "degradations": " ".join(
+            [
+                "noise-gaussian",
+                "rain-light",
+                "rain-heavy",
+                "rain-slanted:tilt=35..45",
+                "haze-light",
+                "haze-dense",
+                "haze-nonhomogeneous",
+            ]
+        ),
+        "source": "the model's record",
+    }
+    assert {t: m["training"] for t, m in report["summary"].items()} == {
+        "rain-slanted": "partly seen",
+        "rain-slanted:tilt=45..55": "held out",
+    }
+    recorded = quality_main.__globals__["recorded_degradations"]
+    save_safetensors(tmp_path / "w.safetensors", model, "dsrir-xs", {"degradations": "rain-light haze-dense"})
+    assert recorded(tmp_path / "w.onnx") == recorded(tmp_path / "w.safetensors") == "rain-light haze-dense"
+    assert recorded(tmp_path / "none.onnx") is None
+    capsys.readouterr()
+    assert quality_main([*argv, "held-out", "--trained-on", "families"]) == 2
+    assert "training drew from every family" in capsys.readouterr().err
 
 
 def test_quality_benchmark_without_a_model_says_so(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from dsrir.data.degradations import FAMILIES, parse_degradations
 from dsrir.data.degrade import AIRLIGHTS, BETAS, add_gaussian_noise, add_haze, add_rain, degrade, synthetic_depth
 from dsrir.data.eval_sets import (
     center_crop_to_multiple,
@@ -29,6 +30,8 @@ from dsrir.data.transforms import augment_image, augment_pair, random_crop_pair,
 from dsrir.errors import DSRIRError
 from dsrir.imageio import list_images, read_image, write_image
 from tests.conftest import natural_like_image
+
+V3_SET = parse_degradations(["v3"])
 
 OFFICIAL_ROWS = Path(__file__).parent / "fixtures" / "data_official_rows.csv"  # copied from the official CSVs
 
@@ -395,12 +398,17 @@ def test_validation_sets_crop_and_label(official_tree: tuple[Path, Path], clean_
     assert sample.target.shape == (16, 16, 3)
     assert np.array_equal(sample.target, read_image(pairs[3].target)[12:28, 16:32])
     paths = list_images(clean_dir)[:2]
-    synthetic = synthetic_validation_set(paths, TASKS, crop=100)
+    synthetic = synthetic_validation_set(paths, TASKS, crop=100, degradations=V3_SET)
     assert synthetic.task == "mixed" and [s.task for s in synthetic] == ["noise25", "rain", "haze"] * 2
     shapes = [s.target.shape for s in synthetic]
     assert shapes == [(48, 64, 3)] * 3 + [(56, 72, 3)] * 3  # photos 52x70 and 56x72: multiples of 8
     assert all(s.degraded.shape == s.target.shape for s in synthetic)
-    assert np.array_equal(synthetic[4].degraded, synthetic_validation_set(paths, TASKS, crop=100)[4].degraded)
+    again = synthetic_validation_set(paths, TASKS, crop=100, degradations=V3_SET)
+    assert np.array_equal(synthetic[4].degraded, again[4].degraded)
+    held_out = parse_degradations(["families"], hold_out=["rain-heavy", "haze-dense"])
+    families = synthetic_validation_set(paths[:1], TASKS, crop=100, degradations=held_out)
+    assert [s.task for s in families] == ["noise25", "rain-light", "rain-slanted", "haze-light", "haze-nonhomogeneous"]
+    assert [s.task for s in synthetic_validation_set(paths[:1], TASKS, crop=100)][1:4] == [*FAMILIES][1:4]
     assert len(synthetic_validation_set([], TASKS, crop=64)) == len(pair_validation_set([], crop=64)) == 0
     with pytest.raises(DSRIRError):
         synthetic_validation_set(paths, ["noise25"], crop=64)

@@ -14,9 +14,12 @@ import pytest
 import torch
 
 from dsrir.checkpoint import load_model
+from dsrir.data.degradations import FAMILIES
 from dsrir.data.train_set import SyntheticTrainSet
+from dsrir.evaluate import average, evaluate_sets
 from dsrir.imageio import list_images
 from dsrir.model import DSRIR, PRESETS
+from dsrir.model.restorer import Restorer
 from train.cli import build_parser, config_from_args, main
 from train.data import build_data
 from train.distributed import DistContext
@@ -52,8 +55,8 @@ def tiny_args(clean_dir: Path, save_dir: Path, session: str, **overrides: object
     return argv
 
 
-def latest(save_dir: Path, session: str) -> dict:
-    return torch.load(save_dir / "all_in_one" / "models" / session / "model_latest.pth", weights_only=True)
+def latest(save_dir: Path, session: str, mode: str = "all_in_one") -> dict:
+    return torch.load(save_dir / mode / "models" / session / "model_latest.pth", weights_only=True)
 
 
 def test_schedule_warmup_cosine_and_progressive_stages() -> None:
@@ -101,6 +104,71 @@ def test_resume_reproduces_uninterrupted_run_exactly(
     assert any(not torch.equal(initial[k], v) for k, v in straight["state_dict"].items())  # training moved weights
 
 
+def test_ema_resumes_bit_exactly_and_is_what_validation_and_weight_files_use(tmp_path: Path, clean_dir: Path) -> None:
+    """2 steps, saved, resumed for 2 more: the EMA tensors equal those of 4 uninterrupted steps, bit for bit."""
+    common = dict(samples_per_epoch=8, epochs=1, epoch_chg=1, ema_decay=0.9, mode="noise")  # one validation image
+    assert main(tiny_args(clean_dir, tmp_path, "straight", max_steps=4, **common)) == 0
+    assert main(tiny_args(clean_dir, tmp_path, "resumed", max_steps=2, **common)) == 0
+    assert latest(tmp_path, "resumed", "noise")["global_step"] == 2
+    assert main([*tiny_args(clean_dir, tmp_path, "resumed", max_steps=4, **common), "--resume"]) == 0
+
+    straight, resumed = latest(tmp_path, "straight", "noise"), latest(tmp_path, "resumed", "noise")
+    assert straight["global_step"] == resumed["global_step"] == 4 and straight["ema_decay"] == 0.9
+    assert set(straight["state_dict_ema"]) == set(straight["state_dict"])
+    for key, value in straight["state_dict_ema"].items():
+        assert torch.equal(value, resumed["state_dict_ema"][key]), key
+    raw, ema = straight["state_dict"], straight["state_dict_ema"]
+    assert any(v.is_floating_point() and not torch.equal(v, raw[k]) for k, v in ema.items())  # the average lags
+
+    model, weights = load_model(tmp_path / "noise" / "models" / "straight" / "model_latest.pth")
+    assert weights.metadata["weights"] == "ema"
+    assert all(torch.equal(value, ema[key]) for key, value in model.state_dict().items())
+    cfg = config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "straight", **common)))
+    results = evaluate_sets(Restorer(model), [build_data(cfg).validation], "paper", progress=False)
+    log = tmp_path / "noise" / "results" / "straight" / "validation.jsonl"
+    assert json.loads(log.read_text().splitlines()[-1])["average_psnr"] == pytest.approx(average(results).psnr)
+
+    assert main(tiny_args(clean_dir, tmp_path, "off", max_steps=1, ema_decay=0, mode="noise")) == 0
+    off = latest(tmp_path, "off", "noise")
+    assert "state_dict_ema" not in off and "ema_decay" not in off
+    assert load_model(tmp_path / "noise" / "models" / "off" / "model_latest.pth")[1].metadata["weights"] == "raw"
+
+
+def test_degradation_flags_choose_what_synthetic_training_draws(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def data_of(**flags: object) -> SyntheticTrainSet:
+        return build_data(
+            config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "x", **flags)))
+        ).train  # type: ignore[return-value]
+
+    assert data_of().degradations.spec == " ".join(FAMILIES)
+    assert data_of(degradations="v3").degradations.is_v3
+    held_out = data_of(hold_out="rain-heavy haze-dense").degradations
+    assert "rain-heavy" not in held_out.spec and "haze-dense" not in held_out.spec and "rain-light" in held_out.spec
+    narrowed = data_of(degradations="families rain-slanted:tilt=35..45", hold_out="rain-light").degradations
+    assert [f.label for f in narrowed.families_of("rain")] == ["rain-heavy", "rain-slanted:tilt=35..45"]
+    assert [f.task for f in data_of(mode="haze").degradations.families] == ["haze"] * 3
+
+    for flags, message in (
+        ({"hold_out": "fog"}, "--hold-out fog: unknown family"),
+        ({"degradations": "rain-slanted:tilt=0..10"}, "outside its stated range"),
+        ({"hold_out": "haze-light haze-dense haze-nonhomogeneous"}, "leave no family for haze"),
+        ({"ema_decay": 1.0}, "--ema-decay 1: expected 0 (off)"),
+    ):
+        with pytest.raises(SystemExit):
+            main(tiny_args(clean_dir, tmp_path, "x", **flags))
+        assert message in capsys.readouterr().err
+    csv_args = [
+        a
+        for a in tiny_args(clean_dir, tmp_path, "x", hold_out="rain-heavy")
+        if a not in ("--synthetic", str(clean_dir))
+    ]
+    with pytest.raises(SystemExit):
+        main([*csv_args, "--train-dir", str(tmp_path)])
+    assert "use them with --synthetic" in capsys.readouterr().err
+
+
 def test_training_writes_checkpoints_validation_log_and_summary(
     tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -115,11 +183,12 @@ def test_training_writes_checkpoints_validation_log_and_summary(
     _, weights = load_model(models / "model_best.pth")  # official format, strict load
     assert weights.preset == "dsrir-xs" and weights.metadata["epoch"] in (1, 2)
     blob = latest(tmp_path, "run")
-    assert set(blob) >= {"epoch", "state_dict", "optimizer", "preset", "scheduler", "rng"}
+    assert set(blob) >= {"epoch", "state_dict", "optimizer", "preset", "scheduler", "rng", "state_dict_ema"}
+    assert blob["degradations"] == " ".join(FAMILIES) and blob["ema_decay"] == 0.999
     assert blob["epoch"] == 2 and blob["global_step"] == 4
     records = [json.loads(line) for line in (tmp_path / "all_in_one" / "results" / "run" / "validation.jsonl").open()]
     assert [r["epoch"] for r in records] == [1, 2]
-    assert {t.rstrip("0123456789") for t in records[0]["tasks"]} == {"noise", "rain", "haze"}
+    assert list(records[0]["tasks"]) == ["noise25", *(name for name in FAMILIES if name != "noise-gaussian")]
     assert all(10 < r["average_psnr"] < 60 for r in records)
     out = capsys.readouterr().out
     assert "validation at epoch 2" in out and "best validation PSNR" in out

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.data.degradations import FAMILIES
 from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
@@ -46,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TASK=N",
         help="with --synthetic: draw TASK N times as often as a task left at 1 (e.g. haze=2; the hardest task "
         "for a small network, weights/README.md)",
+    )
+    data.add_argument(
+        "--degradations",
+        nargs="+",
+        default=list(defaults.degradations),
+        metavar="SET",
+        help="with --synthetic: families (every degradation family, drawn per sample), v3 (the single generator "
+        "that trained the weights up to v3, to reproduce them), or family names, a range narrowed as "
+        f"NAME:PARAM=LOW..HIGH (e.g. rain-slanted:tilt=35..45); families: {', '.join(FAMILIES)}",
+    )
+    data.add_argument(
+        "--hold-out",
+        nargs="+",
+        default=[],
+        metavar="FAMILY",
+        help="with --synthetic: leave these families out of training, so benchmarks/quality.py can score what the "
+        "model never saw (leave-one-out: one run per family)",
     )
     data.add_argument(
         "--samples-per-epoch",
@@ -91,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="paper: the official objective; l1: plain L1 on the three stage outputs (AirNet/PromptIR), which lets "
         "an all-in-one run learn haze (weights/README.md)",
     )
+    model.add_argument(
+        "--ema-decay",
+        type=float,
+        default=defaults.ema_decay,
+        help="keep an exponential moving average of the weights (BasicSR's ema_decay), averaging the last "
+        "~1/(1-decay) steps; validation, model_best.pth and weights read from the checkpoints use it; 0: off",
+    )
     model.add_argument("--seed", type=int, default=defaults.seed, help="seed of initialisation and data order")
 
     run = parser.add_argument_group("run")
@@ -133,7 +158,7 @@ def task_weight(text: str) -> tuple[str, int]:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args).copy()
-    for key in ("epoch_chg", "patch_size", "batch_size", "task_mix"):
+    for key in ("epoch_chg", "patch_size", "batch_size", "task_mix", "degradations", "hold_out"):
         values[key] = tuple(values[key])
     return TrainConfig(**values)
 
@@ -152,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--task-mix weighs the synthetic degradations: use it with --synthetic (a CSV sets its own mix)")
     if unknown := sorted({task for task, _ in cfg.task_mix} - set(cfg.tasks)):
         parser.error(f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})")
+    if cfg.synthetic is None and (cfg.hold_out or cfg.degradations != TrainConfig().degradations):
+        parser.error("--degradations and --hold-out choose synthetic degradations: use them with --synthetic")
+    if not 0 <= cfg.ema_decay < 1:
+        parser.error(f"--ema-decay {cfg.ema_decay:g}: expected 0 (off) or a decay below 1, e.g. 0.999")
+    try:
+        cfg.degradation_set  # noqa: B018 (checked before anything starts)
+    except DSRIRError as exc:
+        parser.error(str(exc))
     warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
     try:
         ctx = init_distributed(cfg.device)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsrir.data.degradations import ALL_FAMILIES, DegradationSet, parse_degradations
+
 MODE_TASKS = {
     "all_in_one": ("noise", "rain", "haze"),
     "noise": ("noise",),
@@ -39,6 +41,10 @@ class TrainConfig:
     init: Path | None = None
     loss: str = "paper"
     task_mix: tuple[tuple[str, int], ...] = ()
+    degradations: tuple[str, ...] = (ALL_FAMILIES,)
+    hold_out: tuple[str, ...] = ()
+    # BasicSR's ema_decay; 0 turns the average off (the official protocol has none).
+    ema_decay: float = 0.999
     device: str = "auto"
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     max_steps: int | None = None
@@ -56,6 +62,11 @@ class TrainConfig:
         """The tasks a synthetic sample draws from uniformly: each repeated by its ``task_mix`` weight (default 1)."""
         weights = dict(self.task_mix)
         return tuple(task for task in self.tasks for _ in range(weights.get(task, 1)))
+
+    @property
+    def degradation_set(self) -> DegradationSet:
+        """What ``--synthetic`` draws from: ``degradations`` minus ``hold_out``, for this mode's tasks."""
+        return parse_degradations(self.degradations, self.hold_out, self.tasks)
 
     @property
     def model_dir(self) -> Path:

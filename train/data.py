@@ -23,6 +23,7 @@ class TrainData:
     validation: EvalSet
     samples_per_epoch: int
     description: str
+    degradations: str | None = None  # the synthetic set's spec; None for a CSV
 
 
 def build_data(cfg: TrainConfig) -> TrainData:
@@ -34,13 +35,20 @@ def build_data(cfg: TrainConfig) -> TrainData:
                 f"--synthetic {cfg.synthetic}: need at least 2 images (one is held out), found {len(photos)}"
             )
         train_photos, val_photos = split_holdout(photos, cfg.val_fraction, cfg.seed)
-        train_set: Dataset = SyntheticTrainSet(train_photos, cfg.sampled_tasks, first_patch, seed=cfg.seed)
-        validation = synthetic_validation_set(val_photos, cfg.tasks, cfg.val_size, seed=cfg.seed)
+        degradations = cfg.degradation_set
+        train_set: Dataset = SyntheticTrainSet(
+            train_photos, cfg.sampled_tasks, first_patch, seed=cfg.seed, degradations=degradations
+        )
+        validation = synthetic_validation_set(
+            val_photos, cfg.tasks, cfg.val_size, seed=cfg.seed, degradations=degradations
+        )
         # a folder of photos is small: an epoch visits each photo many times with fresh crops and degradations
         samples = cfg.samples_per_epoch or max(len(train_photos), 1000)
         mix = "/".join(f"{task} x{cfg.sampled_tasks.count(task)}" if cfg.task_mix else task for task in cfg.tasks)
-        description = f"{len(train_photos)} clean photos from {cfg.synthetic} (synthetic {mix})"
-        return TrainData(train_set, validation, samples, description)
+        description = (
+            f"{len(train_photos)} clean photos from {cfg.synthetic} (synthetic {mix}; degradations {degradations.spec})"
+        )
+        return TrainData(train_set, validation, samples, description, degradations.spec)
 
     if cfg.train_dir is None:
         raise DSRIRError("give --train-dir (with a training CSV) or --synthetic CLEAN_DIR")

@@ -1,5 +1,9 @@
 """Training checkpoints: the official ``{"epoch", "state_dict", "optimizer"}`` file plus what a
-resume needs (scheduler, position inside the epoch, RNG, best score). Written atomically."""
+resume needs (scheduler, position inside the epoch, RNG, best score). Written atomically.
+
+``state_dict`` holds the raw weights the optimiser trains (what ``--resume`` continues); with EMA on,
+``state_dict_ema`` holds their moving average (``ema_decay``), which validation and every weight file read from
+the checkpoint use (``dsrir.checkpoint.read_weights``). ``degradations`` records the synthetic set trained on."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import torch
 from dsrir.checkpoint import official_checkpoint, save_pth
 from dsrir.errors import DSRIRError
 from dsrir.model.arch import DSRIR
+from train.ema import ModelEMA
 
 
 def save_training_state(
@@ -24,12 +29,17 @@ def save_training_state(
     batches_done: int,
     global_step: int,
     best_psnr: float | None,
+    ema: ModelEMA | None = None,
+    degradations: str | None = None,
 ) -> None:
     """``epoch`` is the last completed epoch (official meaning); ``batches_done`` counts the
     batches already trained in the epoch after it (0 at an epoch boundary)."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
+    extra: dict[str, Any] = {"degradations": degradations} if degradations else {}
+    if ema is not None:
+        extra.update(state_dict_ema=ema.state_dict(), ema_decay=ema.decay)
     checkpoint = official_checkpoint(
         model,
         preset,
@@ -41,6 +51,7 @@ def save_training_state(
         global_step=global_step,
         best_psnr=best_psnr,
         rng=rng,
+        **extra,
     )
     save_pth(path, checkpoint)
 

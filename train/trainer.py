@@ -1,5 +1,6 @@
 """The paper's training loop: AdamW, warm-up + cosine per epoch, progressive patches,
-validation on a held-out split, atomic checkpoints and exact resume."""
+validation on a held-out split, atomic checkpoints and exact resume; plus BasicSR's EMA of the weights, which
+validation and the checkpoints' weight files use (``train.ema``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from dsrir.model.restorer import Restorer
 from train.config import TrainConfig
 from train.data import build_data, train_loader
 from train.distributed import DistContext
+from train.ema import ModelEMA
 from train.sampler import EpochSampler
 from train.schedule import check_progressive, lr_factor, progressive_stage
 from train.state import load_training_state, restore_rng, save_training_state
@@ -75,6 +77,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         if resume_state:
             self._load(resume_state)
+        self.ema = self._ema(resume_state or {})
         self.net: torch.nn.Module = (
             DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
             if ctx.distributed
@@ -118,6 +121,20 @@ class Trainer:
             "config": weights.config.to_dict(),
         }
 
+    def _ema(self, state: dict[str, Any]) -> ModelEMA | None:
+        """The average of the weights (off at ``--ema-decay 0``), continued from the checkpoint's when it has one."""
+        saved = state.get("state_dict_ema")
+        if self.cfg.ema_decay == 0:
+            if saved is not None:
+                self._log("--ema-decay 0: the checkpoint's EMA weights are dropped; the raw weights train on")
+            return None
+        ema = ModelEMA(self.model, self.cfg.ema_decay)
+        if saved is not None:
+            ema.load_state_dict(strip_module_prefix(saved))
+        elif self.cfg.resume is not None:
+            self._log("the checkpoint has no EMA weights: the average starts from its weights")
+        return ema
+
     def _load(self, state: dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(strip_module_prefix(state["state_dict"]), strict=True)
@@ -156,6 +173,8 @@ class Trainer:
                 self.batches_done,
                 self.global_step,
                 self.best_psnr,
+                self.ema,
+                self.data.degradations,
             )
         return path
 
@@ -198,19 +217,26 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return terms
 
     def _validate(self, epoch: int, numbered: bool = True) -> None:
         if not self.ctx.is_main or len(self.data.validation) == 0:
             return
         self.model.eval()
+        scored = self.ema.module if self.ema is not None else self.model
         results = evaluate_sets(
-            Restorer(self.model, self.ctx.device), [self.data.validation], "paper", progress=self.cfg.progress
+            Restorer(scored, self.ctx.device), [self.data.validation], "paper", progress=self.cfg.progress
         )
         self.model.train()
         mean = average(results)
         improved = self.best_psnr is None or mean.psnr > self.best_psnr
-        title = f"validation at epoch {epoch}, step {self.global_step} ({len(self.data.validation)} held-out images)"
+        weights = ", EMA weights" if self.ema is not None else ""
+        title = (
+            f"validation at epoch {epoch}, step {self.global_step} "
+            f"({len(self.data.validation)} held-out images{weights})"
+        )
         self._log(format_table(results, title))
         record = {
             "epoch": epoch,
@@ -234,7 +260,7 @@ class Trainer:
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self._log(
             f"training {self.preset or 'the checkpoint architecture'} on {self.data.description} "
-            f"with the {cfg.loss} loss; device {self.ctx.device}, "
+            f"with the {cfg.loss} loss, EMA decay {cfg.ema_decay:g}; device {self.ctx.device}, "
             f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
         )
         self.model.train()

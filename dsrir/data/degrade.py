@@ -1,5 +1,9 @@
 """Synthetic degradations (Gaussian noise, Rain100L-like streaks, OTS-like haze) on RGB uint8 images.
 
+This is the ``v3`` generator, which trained the shipped weights up to v3 and stays unchanged so those runs
+reproduce (``python -m train --degradations v3``); new training draws from the families of
+``dsrir.data.degradations``, which reuse its noise, streak line and luminance cue.
+
 Real rain and haze training pairs cannot be obtained offline, so they are synthesised from clean photos. Every
 function takes its randomness from the ``np.random.Generator`` it is given, so a seeded generator reproduces the
 image exactly. Costs stay at a few milliseconds for a 256 x 256 crop.
@@ -60,7 +64,7 @@ def add_rain(
     height, width = image.shape[:2]
     scale = (reference_height or height) / RAIN_REFERENCE_HEIGHT
     streak_length = max(3.0, length * scale)
-    kernel = _line_kernel(streak_length, angle)
+    kernel = line_kernel(streak_length, angle)
     margin = kernel.shape[0] // 2
     # Seeds on a canvas larger by the streak reach, so streaks enter the image from outside as they would in a crop.
     canvas = (height + 2 * margin, width + 2 * margin)
@@ -82,7 +86,7 @@ def _draw_rain_params(rng: np.random.Generator) -> dict[str, float]:
     }
 
 
-def _line_kernel(length: float, angle: float) -> np.ndarray:
+def line_kernel(length: float, angle: float) -> np.ndarray:
     """An anti-aliased line of ``length`` pixels through the centre of an odd square, peak 1 (not normalised)."""
     size = 2 * math.ceil(length / 2) + 1
     kernel = np.zeros((size, size), np.float32)
@@ -100,14 +104,18 @@ def synthetic_depth(image: np.ndarray) -> np.ndarray:
     A vertical ramp (far at the top, as in most outdoor photos) plus heavily blurred luminance (bright regions such
     as sky tend to be far), offset so that even the nearest pixels get a little haze, as in OTS.
     """
+    ramp = np.linspace(1.0, 0.0, image.shape[0], dtype=np.float32)[:, None]
+    return np.clip(0.2 + 0.55 * ramp + 0.25 * blurred_luminance(image), 0.0, 1.0).astype(np.float32)
+
+
+def blurred_luminance(image: np.ndarray) -> np.ndarray:
+    """Luminance in [0, 1] blurred to a few dozen cells across the long side: a depth cue, not an image."""
     height, width = image.shape[:2]
-    ramp = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None]
     luminance = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     # Blur at low resolution: the same smooth result at a fraction of the cost of a wide Gaussian.
     small_size = (max(1, round(width * 32 / max(height, width))), max(1, round(height * 32 / max(height, width))))
     small = cv2.GaussianBlur(cv2.resize(luminance, small_size, interpolation=cv2.INTER_AREA), (0, 0), 3.0)
-    blurred = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(0.2 + 0.55 * ramp + 0.25 * blurred, 0.0, 1.0).astype(np.float32)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def add_haze(

@@ -3,20 +3,25 @@
 An ``EvalSet`` knows where its images are and loads them only when indexed, so a large test set costs no memory
 until it is scored. Every synthetic degradation is seeded per image from (seed, task, file name), so scores do not
 change with listing order, worker count or which other images are in the folder.
+
+Synthetic labels: ``noise<sigma>`` (the official test noise), ``rain`` and ``haze`` (the v3 generator at fixed
+mid-range settings, the labels of every table before the families), and any family label of
+``dsrir.data.degradations`` (``rain-heavy``, ``haze-dense:beta=0.2..0.3``): parameters drawn per image from the
+family's ranges and kept in ``EvalSample.params``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
 import numpy as np
 
+from dsrir.data.degradations import DEFAULT_DEGRADATIONS, FAMILIES, NOISE_LABEL, DegradationSet, label_family
 from dsrir.data.degrade import RAIN_DENSITY_RANGE, RAIN_LENGTH_RANGE, RAIN_WEIGHT_RANGE, add_haze, add_rain
 from dsrir.data.pairs import TASKS, Pair
 from dsrir.errors import DSRIRError
@@ -26,17 +31,18 @@ DEFAULT_EVAL_TASKS = ("noise15", "noise25", "noise50", "rain", "haze")
 VALIDATION_SIGMAS = (15, 25, 50)
 SYNTHETIC_VALIDATION_SIGMA = 25
 SYNTHETIC_HAZE_AIRLIGHT = 0.9
-_NOISE_LABEL = re.compile(r"noise(\d+)")
 
 
 @dataclass
 class EvalSample:
-    """One scored image: RGB uint8 ``degraded`` and ``target`` of the same shape."""
+    """One scored image: RGB uint8 ``degraded`` and ``target`` of the same shape; ``task`` is its label and
+    ``params`` what a family drew for it."""
 
     name: str
     task: str
     degraded: np.ndarray
     target: np.ndarray
+    params: dict[str, float] = field(default_factory=dict)
 
 
 def center_crop_to_multiple(image: np.ndarray, multiple: int = 8) -> np.ndarray:
@@ -133,7 +139,25 @@ class _SyntheticImage:
         return EvalSample(self.path.name, self.task, degraded, clean)
 
 
-_Item = _NoisyImage | _FilePair | _SyntheticImage
+@dataclass(frozen=True)
+class _FamilyImage:
+    """A family's degradation with parameters drawn for this image (streaks sized for the whole photo)."""
+
+    path: Path
+    label: str
+    seed: int
+    crop: int | None = None
+
+    def load(self) -> EvalSample:
+        clean = read_image(self.path)
+        reference_height = clean.shape[0]
+        clean = _validation_crop(clean, self.crop, self.path)
+        rng = _image_rng(self.seed, zlib.crc32(self.label.encode("utf-8")), self.path.name)
+        degraded, params = label_family(self.label).apply(clean, rng, reference_height)
+        return EvalSample(self.path.name, self.label, degraded, clean, params)
+
+
+_Item = _NoisyImage | _FilePair | _SyntheticImage | _FamilyImage
 
 
 class EvalSet(Sequence[EvalSample]):
@@ -221,12 +245,18 @@ def _clean_paths(clean_dir_or_paths: str | os.PathLike[str] | Sequence[str | os.
 
 
 def _synthetic_item(path: Path, label: str, seed: int, crop: int | None = None) -> _Item:
-    match = _NOISE_LABEL.fullmatch(label)
+    match = NOISE_LABEL.fullmatch(label)
     if match:
         return _NoisyImage(path, int(match.group(1)), seed, crop)
     if label in ("rain", "haze"):
         return _SyntheticImage(path, label, seed, crop)
-    raise DSRIRError(f"unknown evaluation task {label!r}; expected noise<sigma> (e.g. noise25), rain or haze")
+    if label.split(":")[0] in FAMILIES:
+        label_family(label)  # a bad narrowing is reported now, not when the image is loaded
+        return _FamilyImage(path, label, seed, crop)
+    raise DSRIRError(
+        f"unknown evaluation task {label!r}; expected noise<sigma> (e.g. noise25), rain, haze or a degradation "
+        f"family ({', '.join(FAMILIES)})"
+    )
 
 
 def synthetic_sets(
@@ -264,9 +294,14 @@ def pair_validation_set(pairs: Sequence[Pair], crop: int, seed: int = 0) -> Eval
 
 
 def synthetic_validation_set(
-    paths: Sequence[str | os.PathLike[str]], tasks: Sequence[str], crop: int, seed: int = 0
+    paths: Sequence[str | os.PathLike[str]],
+    tasks: Sequence[str],
+    crop: int,
+    seed: int = 0,
+    degradations: DegradationSet = DEFAULT_DEGRADATIONS,
 ) -> EvalSet:
-    """Every image under every task (noise at sigma 25), centre-cropped, degraded deterministically.
+    """Every image under every task (noise at sigma 25; rain and haze as each family of ``degradations`` that
+    training draws from, or the v3 labels), centre-cropped, degraded deterministically.
 
     No paths give an empty set (no validation), as :func:`pair_validation_set` does for no pairs.
     """
@@ -274,6 +309,6 @@ def synthetic_validation_set(
     unknown = [task for task in tasks if task not in TASKS]
     if unknown or not tasks:
         raise DSRIRError(f"unknown or no tasks {list(tasks)}; expected some of {', '.join(TASKS)}")
-    labels = [f"noise{SYNTHETIC_VALIDATION_SIGMA}" if task == "noise" else task for task in tasks]
+    labels = degradations.validation_labels(tasks, SYNTHETIC_VALIDATION_SIGMA)
     items = [_synthetic_item(Path(path), label, seed, crop) for path in paths for label in labels]
     return EvalSet("mixed", items)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dsrir.data.degrade import NOISE_SIGMA_MAX, add_gaussian_noise, degrade
+from dsrir.data.degradations import DEFAULT_DEGRADATIONS, DegradationSet
+from dsrir.data.degrade import NOISE_SIGMA_MAX, add_gaussian_noise
 from dsrir.data.pairs import TASKS, Pair
 from dsrir.data.transforms import augment_pair, random_crop_pair, to_tensor
 from dsrir.errors import DSRIRError
@@ -95,18 +96,27 @@ class PairedTrainSet(_EpochDataset):
 
 
 class SyntheticTrainSet(_EpochDataset):
-    """Clean photos degraded on the fly with a task drawn uniformly from ``tasks`` per sample."""
+    """Clean photos degraded on the fly with a task drawn uniformly from ``tasks`` per sample, then a degradation
+    of that task from ``degradations`` (by default every family; ``v3`` reproduces the runs before them)."""
 
     def __init__(
-        self, clean_paths: Sequence[str | os.PathLike[str]], tasks: Sequence[str], patch_size: int, seed: int = 0
+        self,
+        clean_paths: Sequence[str | os.PathLike[str]],
+        tasks: Sequence[str],
+        patch_size: int,
+        seed: int = 0,
+        degradations: DegradationSet = DEFAULT_DEGRADATIONS,
     ) -> None:
         if not clean_paths:
             raise DSRIRError("no clean training images given")
         unknown = [task for task in tasks if task not in TASKS]
         if unknown or not tasks:
             raise DSRIRError(f"unknown or no tasks {list(tasks)}; expected some of {', '.join(TASKS)}")
+        if missing := sorted({t for t in tasks if not degradations.is_v3 and not degradations.families_of(t)}):
+            raise DSRIRError(f"degradations {degradations.spec!r} have no family for {', '.join(missing)}")
         self.clean_paths = [Path(path) for path in clean_paths]
         self.tasks = tuple(tasks)
+        self.degradations = degradations
         super().__init__(len(self.clean_paths), patch_size, seed)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
@@ -115,5 +125,5 @@ class SyntheticTrainSet(_EpochDataset):
         image = read_image(self.clean_paths[index])
         crop, _ = random_crop_pair(image, image, self.patch_size, rng)
         # Rain streak length follows the whole photo's height, not the crop's.
-        degraded, _ = degrade(crop, task, rng, reference_height=image.shape[0])
+        degraded, _ = self.degradations.degrade(crop, task, rng, reference_height=image.shape[0])
         return self._sample(crop, degraded, task, rng)

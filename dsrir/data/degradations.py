@@ -1,0 +1,148 @@
+"""Degradation sets: which synthetic degradations training draws from, and what an evaluation label means.
+
+Two kinds of set:
+
+* ``v3``: the single generator of ``dsrir.data.degrade`` that trained the weights up to v3 (one light rain layer,
+  OTS-like haze); kept unchanged so those runs reproduce.
+* families (the default, ``families``): every family of ``FAMILIES``, drawn per sample. A command line may name
+  families instead, narrow their ranges (``rain-slanted:tilt=35..45``) and hold some out (``hold_out``), so that a
+  benchmark can score a model on families or ranges its training never drew from.
+
+A sample draws its task first (as before: ``train.config.TrainConfig.sampled_tasks``), then one of that task's
+families uniformly, then the family's parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dsrir.data import degrade as v3
+from dsrir.data.degrade import NOISE_SIGMA_MAX, add_gaussian_noise
+from dsrir.data.degrade_haze import HAZE_FAMILIES
+from dsrir.data.degrade_rain import RAIN_FAMILIES
+from dsrir.data.family import Family, Uniform, parse_family
+from dsrir.data.pairs import TASKS
+from dsrir.errors import DSRIRError
+
+V3 = "v3"
+ALL_FAMILIES = "families"
+NOISE_LABEL = re.compile(r"noise(\d+)")
+
+
+def _synthesise_noise(
+    image: np.ndarray, params: Mapping[str, float], rng: np.random.Generator, reference_height: int | None = None
+) -> np.ndarray:
+    return add_gaussian_noise(image, params["sigma"], rng)
+
+
+# The paper's training noise (DESIGN.md section 3, as the official loader): sigma ~ U{0..55} on uint8, clipped.
+NOISE_FAMILY = Family(
+    "noise-gaussian", "noise", (("sigma", Uniform(0, NOISE_SIGMA_MAX, integer=True)),), _synthesise_noise
+)
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (NOISE_FAMILY, *RAIN_FAMILIES, *HAZE_FAMILIES)}
+
+
+@dataclass(frozen=True)
+class DegradationSet:
+    """``families`` per task; empty for the v3 generator. ``spec`` is the canonical text (checkpoints record it)."""
+
+    spec: str
+    families: tuple[Family, ...] = ()
+
+    @property
+    def is_v3(self) -> bool:
+        return not self.families
+
+    def families_of(self, task: str) -> tuple[Family, ...]:
+        return tuple(family for family in self.families if family.task == task)
+
+    def degrade(
+        self, image: np.ndarray, task: str, rng: np.random.Generator, reference_height: int | None = None
+    ) -> tuple[np.ndarray, dict[str, float | str]]:
+        """A random ``task`` degradation from this set; returns the image and the parameters (and family) used."""
+        if self.is_v3:
+            degraded, drawn = v3.degrade(image, task, rng, reference_height)
+            return degraded, dict(drawn)
+        candidates = self.families_of(task)
+        if not candidates:
+            raise DSRIRError(f"degradations {self.spec!r} have no {task} family")
+        family = candidates[int(rng.integers(0, len(candidates)))]
+        degraded, params = family.apply(image, rng, reference_height)
+        return degraded, {"family": family.label, **params}
+
+    def validation_labels(self, tasks: Sequence[str], sigma: int) -> list[str]:
+        """Evaluation labels covering ``tasks``: noise at ``sigma``, and the v3 rain/haze or each family's label."""
+        labels = []
+        for task in tasks:
+            if task == "noise":
+                labels.append(f"noise{sigma}")
+            else:
+                labels += [task] if self.is_v3 else [family.label for family in self.families_of(task)]
+        return labels
+
+    def coverage(self, label: str) -> str:
+        """How much of evaluation ``label`` training on this set drew from: "seen", "partly seen" or "held out"."""
+        if label in TASKS:  # the v3 evaluation degradations
+            return "seen" if self.is_v3 else "held out"
+        family = label_family(label)
+        if self.is_v3:  # v3 noise is the paper's, as the noise family; its rain and haze are no family
+            return family.coverage(NOISE_FAMILY) if family.task == "noise" else "held out"
+        verdicts = {family.coverage(trained) for trained in self.families}
+        return next((v for v in ("seen", "partly seen") if v in verdicts), "held out")
+
+
+def parse_degradations(
+    tokens: Sequence[str], hold_out: Sequence[str] = (), tasks: Sequence[str] | None = TASKS
+) -> DegradationSet:
+    """Command-line tokens -> a set: ``v3``, or ``families`` and/or family names (narrowed or not), minus the
+    families named in ``hold_out``, restricted to ``tasks``, each of which must keep at least one family
+    (``tasks`` None: the tasks the tokens name, as when reading back a recorded set)."""
+    tokens = [token for text in tokens for token in text.replace(",", " ").split()]
+    if V3 in tokens:
+        if len(tokens) > 1 or hold_out:
+            raise DSRIRError("degradations v3 is the old generator on its own: it takes no families or --hold-out")
+        return DegradationSet(V3)
+    if not tokens:
+        raise DSRIRError(f"no degradations given; expected {ALL_FAMILIES}, {V3} or family names")
+    named = [parse_family(token, FAMILIES) for token in tokens if token != ALL_FAMILIES]
+    if tasks is None:
+        tasks = TASKS if ALL_FAMILIES in tokens else tuple(dict.fromkeys(family.task for family in named))
+    if elsewhere := [family.label for family in named if family.task not in tasks]:
+        raise DSRIRError(f"degradations {' '.join(elsewhere)}: not a task of {', '.join(tasks)}")
+    repeated = sorted({f.name for f in named if sum(g.name == f.name for g in named) > 1})
+    if repeated:
+        raise DSRIRError(f"degradation family {', '.join(repeated)} named twice; narrow several ranges in one name")
+    chosen = {family.name: family for family in named}
+    if ALL_FAMILIES in tokens:
+        chosen = {name: chosen.get(name, family) for name, family in FAMILIES.items()}
+    for name in hold_out:
+        if name not in FAMILIES:
+            raise DSRIRError(f"--hold-out {name}: unknown family; expected one of {', '.join(FAMILIES)}")
+        if chosen.pop(name, None) is None:
+            raise DSRIRError(f"--hold-out {name}: not among the degradations {' '.join(tokens)}")
+    families = tuple(family for family in chosen.values() if family.task in tasks)
+    if missing := [task for task in tasks if not any(family.task == task for family in families)]:
+        raise DSRIRError(f"degradations leave no family for {', '.join(missing)}: name one or hold out fewer")
+    return DegradationSet(" ".join(family.label for family in families), families)
+
+
+DEFAULT_DEGRADATIONS = parse_degradations([ALL_FAMILIES])
+
+
+def label_family(label: str) -> Family:
+    """An evaluation label as a family: ``noise25`` is the noise family at sigma 25, others are family labels."""
+    match = NOISE_LABEL.fullmatch(label)
+    if match:  # any sigma, also beyond the family's range (then held out)
+        sigma = Uniform(int(match.group(1)), int(match.group(1)), integer=True)
+        return replace(NOISE_FAMILY, ranges=(("sigma", sigma),), label=label)
+    return parse_family(label, FAMILIES)
+
+
+def label_task(label: str) -> str:
+    """The task of an evaluation label: ``noise25`` -> noise, ``rain`` -> rain, ``haze-dense`` -> haze."""
+    return label if label in TASKS else label_family(label).task
