@@ -1,0 +1,123 @@
+"""Issue 16, the CLI layer: every command turns what a user can act on into one ``error:`` line and its exit code
+(``dsrir.cli.command``), refuses bad numbers in argparse, and reports success only for work that exists."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from dsrir.cli import EXTRAS, command, non_negative_int, positive_float, positive_int
+from dsrir.errors import DSRIRError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(body: Callable[[], int], **options: object) -> int:
+    @command(**options)  # type: ignore[arg-type]
+    def main(argv: Sequence[str] | None = None) -> int:
+        return body()
+
+    return main([])
+
+
+def _raise(exc: BaseException) -> Callable[[], int]:
+    def body() -> int:
+        raise exc
+
+    return body
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "words"),
+    [
+        (DSRIRError("--tile 0: expected a positive number"), 2, ["--tile 0"]),
+        (OSError(errno.ENOSPC, "No space left on device", "/media/sd/out.mp4"), 2, ["/media/sd/out.mp4", "No space"]),
+        (
+            OSError(errno.EXDEV, "Invalid cross-device link", "a.tmp", None, "b.png"),
+            2,
+            ["a.tmp -> b.png", "cross-device"],
+        ),
+        (MemoryError(), 2, ["out of memory", "--tile"]),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"), 2, ["9 GB", "--tile"]),
+        (KeyboardInterrupt(), 130, ["interrupted"]),
+        (ModuleNotFoundError("No module named 'torch'", name="torch"), 2, ["torch", "pip install -e '.[train]'"]),
+        (ModuleNotFoundError("no cv2", name="cv2.gapi"), 2, ["cv2 is not installed: pip install -e ."]),
+        (ModuleNotFoundError("no pytriton", name="pytriton"), 2, ["pip install nvidia-pytriton"]),
+    ],
+)
+def test_what_a_user_can_act_on_is_one_line_and_its_exit_code(
+    capsys: pytest.CaptureFixture[str], exc: BaseException, code: int, words: list[str]
+) -> None:
+    assert _run(_raise(exc), memory_hint="use --tile 512") == code
+    line = _one_error_line(capsys.readouterr().err)
+    assert all(word in line for word in words), line
+
+
+def test_failures_are_exit_1_and_bugs_keep_their_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    class CheckFailed(Exception):
+        pass
+
+    assert _run(_raise(CheckFailed("parity check failed")), failed=(CheckFailed,)) == 1
+    assert _one_error_line(capsys.readouterr().err) == "error: parity check failed"
+    assert _run(_raise(ValueError("bad frame")), worker_errors=True) == 1  # a pipeline's worker, re-raised
+    assert _one_error_line(capsys.readouterr().err) == "error: ValueError: bad frame"
+    with pytest.raises(ValueError):  # anywhere else a bug: the traceback is what a report needs
+        _run(_raise(ValueError("bug")))
+    with pytest.raises(ModuleNotFoundError):  # one of our own modules missing is a broken checkout, not a pip hint
+        _run(_raise(ModuleNotFoundError("no", name="dsrir.nothing")))
+    with pytest.raises(SystemExit):  # argparse's usage error passes through
+        _run(_raise(SystemExit(2)))
+
+
+def test_warnings_are_one_line_while_the_command_runs() -> None:
+    before = warnings.formatwarning
+    seen: list[str] = []
+
+    def body() -> int:
+        seen.append(warnings.formatwarning(UserWarning("weights differ"), UserWarning, "x.py", 3))
+        return 0
+
+    assert _run(body) == 0
+    assert seen == ["warning: weights differ\n"] and warnings.formatwarning is before
+
+
+def test_install_hints_follow_pyproject_extras() -> None:
+    """``EXTRAS`` names, for each optional import, the extra of pyproject.toml that installs it."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lists = {"": project["dependencies"], **project["optional-dependencies"]}
+    pip_names = {"cv2": "opencv-python-headless", "skimage": "scikit-image"}
+    for module, extra in EXTRAS.items():
+        wanted = pip_names.get(module, module).replace("_", "-")
+        assert any(item.startswith(wanted) for item in lists[extra]), (module, extra)
+
+
+def test_numeric_flag_types_refuse_zero_negative_and_nan(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="cmd")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--learning-rate", type=positive_float)
+    parser.add_argument("--workers", type=non_negative_int)
+    args = parser.parse_args(["--batch-size", "2", "--learning-rate", "1e-4", "--workers", "0"])
+    assert (args.batch_size, args.learning_rate, args.workers) == (2, 1e-4, 0)
+    for argv, words in (
+        (["--batch-size", "0"], "argument --batch-size: '0': expected a whole number >= 1"),
+        (["--batch-size", "2.5"], "argument --batch-size: '2.5': expected a whole number >= 1"),
+        (["--learning-rate", "-1"], "argument --learning-rate: '-1': expected a number > 0"),
+        (["--learning-rate", "nan"], "argument --learning-rate: 'nan': expected a number > 0"),
+        (["--workers", "-1"], "argument --workers: '-1': expected a whole number >= 0"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"cmd: error: {words}"
