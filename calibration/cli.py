@@ -35,6 +35,7 @@ from calibration.dataset import (
 )
 from calibration.ranges import Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.onnx import save_onnx
@@ -249,15 +250,11 @@ def run(args: argparse.Namespace) -> tuple[str, int]:
     return text, len(dataset.skipped)
 
 
+@command(
+    interrupted="interrupted; ranges.json is written only by a finished run",
+    memory_hint="lower --max-memory-gb, or calibrate on smaller frames (--size, --crop)",
+)
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        text, skipped = run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; ranges.json is written only by a finished run", file=sys.stderr)
-        return 130
+    text, skipped = run(parse_args(argv))
     print(text)
     return 1 if skipped else 0

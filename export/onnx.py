@@ -33,6 +33,7 @@ import onnx
 
 import dsrir
 from dsrir.atomic import atomic_path
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.graph_checks import TARGET_KEY, check_graph
@@ -306,6 +307,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command(failed=(ExportFailure,), memory_hint="check parity on a smaller --check-size")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     options = ExportOptions(
@@ -318,14 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_size=args.check_size,
     )
     started = time.perf_counter()
-    try:
-        path, result = export_checkpoint(args.checkpoint, args.output, options)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except ExportFailure as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+    path, result = export_checkpoint(args.checkpoint, args.output, options)
     meta = result.metadata
     layout = "N x H x W x 3 uint8 BGR" if meta.io == "uint8" else "N x 3 x H x W float32 RGB in [0, 1]"
     size_mb = path.stat().st_size / 1e6

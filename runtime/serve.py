@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 
 PYTRITON_HINT = "runtime.serve needs NVIDIA PyTriton: pip install nvidia-pytriton (serves under Python 3.13, not 3.11)"
 DEFAULT_NAME = "dsrir"
@@ -148,15 +148,9 @@ def io_names(model: Path) -> tuple[str, str]:
     return sidecar.inputs[0]["name"], sidecar.outputs[0]["name"]
 
 
+@command(interrupted="stopped by Ctrl-C")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        serve(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    serve(parse_args(argv))
     return 0
 
 

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from runtime.backends import BACKENDS
 from runtime.backends.trt_buffers import FIT_MODES
 
@@ -413,19 +414,9 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
     return EXIT_CODES[ended]
 
 
+@command(memory_hint="restore smaller frames (--input-width/--input-height, or --fit)", worker_errors=True)
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a worker's failure, re-raised by the pipeline: one line, not a traceback
-        print(f"error: {type(exc).__name__}: {error_line(exc)}", file=sys.stderr)
-        return 1
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +17,9 @@ from dsrir.cli import EXTRAS, command, non_negative_int, positive_float, positiv
 from dsrir.errors import DSRIRError
 
 REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"
+# The lean runtime install: neither PyTorch nor scikit-image (the train extra) can be imported.
+LEAN = "import runpy, sys; sys.modules['torch'] = sys.modules['skimage'] = None; "
 
 
 def _run(body: Callable[[], int], **options: object) -> int:
@@ -121,3 +126,16 @@ def test_numeric_flag_types_refuse_zero_negative_and_nan(capsys: pytest.CaptureF
             parser.parse_args(argv)
         assert exit_info.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == f"cmd: error: {words}"
+
+
+def test_restore_and_evaluate_on_the_lean_install_say_what_to_install(tmp_path: Path) -> None:
+    """``python -m dsrir.restore`` without PyTorch: the pip command, not ``ModuleNotFoundError: torch``."""
+    for module, args in (
+        ("dsrir.restore", [str(tmp_path), "-o", str(tmp_path / "out"), "--checkpoint", str(CHECKPOINT)]),
+        ("dsrir.evaluate", ["--checkpoint", str(CHECKPOINT), "--synthetic", str(tmp_path)]),
+    ):
+        code = LEAN + f"sys.argv[1:] = {args!r}; runpy.run_module({module!r}, run_name='__main__')"
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        line = _one_error_line(result.stderr)
+        assert "pip install -e '.[train]'" in line, line

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
 from train.config import MODE_TASKS, TrainConfig
@@ -138,10 +137,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
-    return f"warning: {message}\n"
-
-
+@command(
+    interrupted="interrupted before training started; once it runs, Ctrl-C saves model_latest.pth",
+    memory_hint="lower --batch-size or --patch-size",
+)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -152,16 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--task-mix weighs the synthetic degradations: use it with --synthetic (a CSV sets its own mix)")
     if unknown := sorted({task for task, _ in cfg.task_mix} - set(cfg.tasks)):
         parser.error(f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})")
-    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
+    ctx = init_distributed(cfg.device)
     try:
-        ctx = init_distributed(cfg.device)
-        try:
-            summary = Trainer(cfg, ctx).run()
-        finally:
-            shutdown(ctx)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+        summary = Trainer(cfg, ctx).run()
+    finally:
+        shutdown(ctx)
     if ctx.is_main:
         best = "n/a" if summary.best_psnr is None else f"{summary.best_psnr:.2f} dB"
         rows = [

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,12 @@ import torch
 
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth, save_safetensors
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.cost import REFERENCE_SIZE, SIZE_720P, count_flops, count_params
-from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
 from train.data import TrainData, build_data
 from train.distributed import resolve_device
@@ -257,14 +256,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@command(memory_hint="lower --batch-size or --patch-size")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
-    try:
-        run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+    run(build_parser().parse_args(argv))
     return 0
 
 

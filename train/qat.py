@@ -48,14 +48,14 @@ from calibration.qdq import high_precision_for, insert_qdq
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
 from export.trt_version import DEFAULT_TARGET, parse_version
-from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
 from train.data import build_data, train_loader
 from train.distributed import resolve_device
@@ -444,17 +444,9 @@ def summary_rows(summary: QATSummary) -> list[tuple[str, str]]:
     return rows + [(name, str(path)) for name, path in summary.files.items()]
 
 
+@command(failed=(ExportFailure,), memory_hint="lower --batch-size or --patch-size")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
-    try:
-        summary = run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except ExportFailure as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+    summary = run(build_parser().parse_args(argv))
     rows = summary_rows(summary)
     print("\n".join(f"{k:<22} {v}" for k, v in rows))
     path = summary.files["checkpoint"].parent / SUMMARY_NAME
