@@ -35,7 +35,7 @@ from calibration.dataset import (
 )
 from calibration.ranges import Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
-from dsrir.cli import command
+from dsrir.cli import command, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.onnx import save_onnx
@@ -61,7 +61,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source.add_argument(
         "--synthetic", metavar="CLEAN_DIR", help="clean photos, degraded with noise, rain and haze in equal shares"
     )
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="frames (images and videos: at most all)")
+    parser.add_argument(
+        "--count", type=positive_int, default=DEFAULT_COUNT, help="frames (images and videos: at most all)"
+    )
     parser.add_argument(
         "--size", default="640x360", metavar="WxH", help="deployment frame size; multiples of the model's 8"
     )
@@ -92,7 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-memory-gb",
-        type=float,
+        type=positive_float,
         default=4.0,
         help="GiB of activations ONNX Runtime may return per run (tensors that do not fit go to further runs of "
         "the same frame); peak memory is higher (6 GB for dsrir-xs at 640x360 with 4)",
@@ -219,8 +221,6 @@ def check_args(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[int, in
     parse_version(args.target_trt, "--target-trt")
     if not 0 < args.percentile <= 100:
         raise DSRIRError(f"--percentile {args.percentile}: expected a percentage in (0, 100]")
-    if args.max_memory_gb <= 0:
-        raise DSRIRError(f"--max-memory-gb {args.max_memory_gb}: expected a positive number of GiB")
     return parse_size(args.size), parse_crop(args.crop)
 
 

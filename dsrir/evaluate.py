@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dsrir.atomic import write_text_atomic
-from dsrir.cli import command
+from dsrir.cli import command, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.eval_sets import EvalSet, center_crop_to_multiple, denoise_set, rain100l_set, sots_set, synthetic_sets
 from dsrir.errors import DSRIRError
@@ -147,7 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-images", metavar="DIR", help="write restored images under DIR/<task>/")
     parser.add_argument("--output", default="evaluation.json", help="where to write the results as JSON")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (pixels)")
+    parser.add_argument("--tile", type=positive_int, default=None, help="restore in tiles of this size (pixels)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
     return parser.parse_args(argv)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from dsrir.cli import command
+from dsrir.cli import command, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
@@ -62,13 +62,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--checkpoint", required=True, help="official .pth or project .safetensors weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--tile", type=int, default=None, help="restore in overlapping tiles of this many pixels")
+    parser.add_argument(
+        "--tile", type=positive_int, default=None, help="restore in overlapping tiles of this many pixels"
+    )
     parser.add_argument(
         "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (0 <= overlap < tile)"
     )
     parser.add_argument(
         "--max-pixels",
-        type=int,
+        type=positive_int,
         default=4096 * 4096,
         help="images larger than this are tiled automatically (bounded memory)",
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 import onnx
 
-from dsrir.cli import command
+from dsrir.cli import command, non_negative_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
 from export.engine_graph import TensorInfo, inspect_onnx
@@ -260,7 +260,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--preferred-batch-size", type=int, nargs="*", default=[], help="dynamic batching's preferred sizes"
     )
-    parser.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batching's wait for a batch")
+    parser.add_argument(
+        "--max-queue-delay-us", type=non_negative_int, default=100, help="dynamic batching's wait for a batch"
+    )
     parser.add_argument("--instances", type=int, default=1, help="model instances (instance_group count)")
     parser.add_argument(
         "--instance-kind",

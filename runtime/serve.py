@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dsrir.cli import command
+from dsrir.cli import command, non_negative_int, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
 
@@ -41,11 +41,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, required=True, help=".onnx (ONNX Runtime) or .engine (TensorRT)")
     parser.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")
     parser.add_argument("--name", default=DEFAULT_NAME, help="model name clients ask for")
-    parser.add_argument("--http-port", type=int, default=8000, help="Triton's HTTP port")
-    parser.add_argument("--grpc-port", type=int, default=8001, help="Triton's gRPC port")
-    parser.add_argument("--metrics-port", type=int, default=8002, help="Triton's metrics port")
-    parser.add_argument("--max-batch-size", type=int, default=4, help="frames Triton may batch into one inference")
-    parser.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batching's wait for a batch")
+    parser.add_argument("--http-port", type=positive_int, default=8000, help="Triton's HTTP port")
+    parser.add_argument("--grpc-port", type=positive_int, default=8001, help="Triton's gRPC port")
+    parser.add_argument("--metrics-port", type=positive_int, default=8002, help="Triton's metrics port")
+    parser.add_argument(
+        "--max-batch-size", type=positive_int, default=4, help="frames Triton may batch into one inference"
+    )
+    parser.add_argument(
+        "--max-queue-delay-us", type=non_negative_int, default=100, help="dynamic batching's wait for a batch"
+    )
     parser.add_argument(
         "--no-shared-memory",
         dest="shared_memory",

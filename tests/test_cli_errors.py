@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import subprocess
 import sys
 import warnings
@@ -139,3 +140,34 @@ def test_restore_and_evaluate_on_the_lean_install_say_what_to_install(tmp_path: 
         assert result.returncode == 2, result.stderr
         line = _one_error_line(result.stderr)
         assert "pip install -e '.[train]'" in line, line
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        ("train.cli", ["--batch-size", "0"]),  # ZeroDivisionError mid-setup before
+        ("train.cli", ["--learning-rate", "-1"]),  # ValueError from AdamW before
+        ("train.cli", ["--epochs", "0"]),  # trained nothing and named a model_latest.pth that did not exist
+        ("train.cli", ["--max-minutes", "0"]),
+        ("train.prune", ["--checkpoint", "w.pth", "--target-flops", "0.5", "--batch-size", "0"]),
+        ("train.qat", ["--checkpoint", "w.pth", "--ranges", "r.json", "--onnx", "m.onnx", "--learning-rate", "0"]),
+        ("dsrir.restore", ["in", "-o", "out", "--checkpoint", "w.pth", "--max-pixels", "0"]),
+        ("dsrir.evaluate", ["--checkpoint", "w.pth", "--tile", "-8"]),
+        ("dsrir.data.make_csv", ["--train-dir", "d", "--rain-repeat", "0"]),
+        ("calibration.cli", ["--onnx", "m.onnx", "--synthetic", "d", "--count", "0"]),
+        ("runtime.video", ["--input-rate", "0"]),
+        ("runtime.video", ["--batch-wait-ms", "-1"]),
+        ("runtime.serve", ["--model", "m.onnx", "--max-batch-size", "0"]),
+        ("export.triton", ["--model", "m.onnx", "--max-queue-delay-us", "-1"]),
+    ],
+)
+def test_bad_numbers_are_argparse_usage_errors_before_any_work(
+    module: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    flag, value = argv[-2:]  # the bad one is last
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: argument {flag}: {value!r}: expected" in last, last

@@ -314,5 +314,7 @@ def test_bad_inputs_give_one_line_errors(
     assert main([*base, "--ranges", str(exported.ranges_path), "--onnx", str(tmp_path / "missing.onnx")]) == 2
     assert "missing.onnx: not a readable ONNX file" in capsys.readouterr().err
     args = [*base, "--ranges", str(exported.ranges_path), "--onnx", str(exported.onnx_path), "--steps", "0"]
-    assert main(args) == 2
-    assert "--steps 0: must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, before anything is loaded
+        main(args)
+    assert exit_info.value.code == 2
+    assert "argument --steps: '0': expected a whole number >= 1" in capsys.readouterr().err

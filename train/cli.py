@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsrir.cli import command
+from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--samples-per-epoch",
-        type=int,
+        type=positive_int,
         help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic",
     )
     data.add_argument(
@@ -58,25 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the training pairs/photos held out for validation (never the test sets)",
     )
     data.add_argument(
-        "--val-size", type=int, default=defaults.val_size, help="validation images are centre-cropped to this"
+        "--val-size", type=positive_int, default=defaults.val_size, help="validation images are centre-cropped to this"
     )
-    data.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
+    data.add_argument("--workers", type=non_negative_int, default=defaults.workers, help="data-loading processes")
 
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--preset", choices=list(PRESETS), default=defaults.preset, help="architecture")
-    model.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs")
+    model.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="total epochs")
     model.add_argument(
         "--epoch-chg",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=list(defaults.epoch_chg),
         help="last epoch of each progressive stage",
     )
-    model.add_argument("--patch-size", type=int, nargs="+", default=list(defaults.patch_size), help="patch per stage")
-    model.add_argument("--batch-size", type=int, nargs="+", default=list(defaults.batch_size), help="batch per stage")
-    model.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="AdamW base learning rate")
-    model.add_argument("--min-lr", type=float, default=defaults.min_lr, help="learning rate at the end of the cosine")
-    model.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs, help="linear warm-up epochs")
+    model.add_argument(
+        "--patch-size", type=positive_int, nargs="+", default=list(defaults.patch_size), help="patch per stage"
+    )
+    model.add_argument(
+        "--batch-size", type=positive_int, nargs="+", default=list(defaults.batch_size), help="batch per stage"
+    )
+    model.add_argument(
+        "--learning-rate", type=positive_float, default=defaults.learning_rate, help="AdamW base learning rate"
+    )
+    model.add_argument(
+        "--min-lr", type=non_negative_float, default=defaults.min_lr, help="learning rate at the end of the cosine"
+    )
+    model.add_argument(
+        "--warmup-epochs", type=non_negative_int, default=defaults.warmup_epochs, help="linear warm-up epochs"
+    )
     model.add_argument(
         "--vgg19-weights",
         type=Path,
@@ -98,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--session", default=defaults.session, help="run name: checkpoints go to SAVE_DIR/MODE/models/SESSION"
     )
     run.add_argument("--save-dir", type=Path, default=defaults.save_dir, help="experiments folder")
-    run.add_argument("--val-epochs", type=int, default=defaults.val_epochs, help="validate every N epochs")
+    run.add_argument("--val-epochs", type=positive_int, default=defaults.val_epochs, help="validate every N epochs")
     run.add_argument(
         "--resume",
         nargs="?",
@@ -112,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHTS",
         help="fine-tune: start from these weights (.pth or .safetensors) with a fresh optimiser and schedule",
     )
-    run.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total (checkpoint kept)")
+    run.add_argument(
+        "--max-steps", type=positive_int, help="stop after this many optimiser steps in total (checkpoint kept)"
+    )
     run.add_argument(
         "--max-minutes",
-        type=float,
+        type=positive_float,
         help="stop after this much training time in this run (checkpoint kept; --resume continues): bounded GPU slots",
     )
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")

@@ -48,7 +48,7 @@ from calibration.qdq import high_precision_for, insert_qdq
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
-from dsrir.cli import command
+from dsrir.cli import command, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
@@ -131,12 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.val_fraction,
         help="share held out as in training (same --seed: the same photos/pairs stay unseen)",
     )
-    data.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
+    data.add_argument("--workers", type=non_negative_int, default=defaults.workers, help="data-loading processes")
     tuning = parser.add_argument_group("fine-tuning")
-    tuning.add_argument("--steps", type=int, default=2000, help="optimiser steps")
-    tuning.add_argument("--batch-size", type=int, default=defaults.batch_size[0], help="patches per step")
-    tuning.add_argument("--patch-size", type=int, default=defaults.patch_size[0], help="training patch side")
-    tuning.add_argument("--learning-rate", type=float, default=1e-5, help="AdamW learning rate of the weights")
+    tuning.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps")
+    tuning.add_argument("--batch-size", type=positive_int, default=defaults.batch_size[0], help="patches per step")
+    tuning.add_argument("--patch-size", type=positive_int, default=defaults.patch_size[0], help="training patch side")
+    tuning.add_argument("--learning-rate", type=positive_float, default=1e-5, help="AdamW learning rate of the weights")
     tuning.add_argument(
         "--scales",
         choices=("learnable", "fixed"),
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--scale-learning-rate",
-        type=float,
+        type=positive_float,
         default=1e-3,
         help="Adam learning rate of the ranges' log gains (about the relative change per step)",
     )
@@ -377,9 +377,6 @@ def export_qat(
 
 def check_args(args: argparse.Namespace) -> None:
     parse_version(args.target_trt, "--target-trt")  # before minutes of fine-tuning, not after
-    for flag in ("steps", "batch_size", "patch_size"):
-        if getattr(args, flag) < 1:
-            raise DSRIRError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
 
 
 def run(args: argparse.Namespace) -> QATSummary:

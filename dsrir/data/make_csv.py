@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dsrir.atomic import write_text_atomic
-from dsrir.cli import command
+from dsrir.cli import command, positive_int
 from dsrir.errors import DSRIRError
 from dsrir.imageio import is_image_file, list_images
 from dsrir.paths import refuse_overwriting_inputs, resolved
@@ -145,13 +145,6 @@ def build_rows(root: Path, mode: str, ots_count: int, rain_repeat: int, seed: in
     return rows, summaries
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dsrir.data.make_csv",
@@ -183,14 +176,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ots-count",
-        type=_positive_int,
+        type=positive_int,
         default=5000,
         metavar="N",
         help="random RESIDE OTS clean images, one random hazy version each (default: %(default)s)",
     )
     parser.add_argument(
         "--rain-repeat",
-        type=_positive_int,
+        type=positive_int,
         default=25,
         metavar="N",
         help="times the Rain100L pair list is repeated (default: %(default)s)",
