@@ -21,7 +21,7 @@ from types import ModuleType
 import onnx
 
 from calibration.calibrators import CALIBRATORS
-from calibration.collect import calibration_settings, check_calibratable, collect_ranges, load_model
+from calibration.collect import calibration_settings, check_calibratable, collect_ranges
 from calibration.dataset import (
     DEFAULT_COUNT,
     DEFAULT_CROP,
@@ -38,6 +38,7 @@ from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read
 from dsrir.cli import command, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
+from dsrir.onnx_file import load_onnx
 from export.onnx import save_onnx
 from export.trt_import_rules import check_for_target
 from export.trt_import_rules import summary as import_summary
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> tuple[str, int]:
     """The summary, and how many unreadable inputs were skipped."""
     started = time.perf_counter()
     size, crop = check_args(args)
-    model = load_model(args.onnx)
+    model = load_onnx(args.onnx, "--onnx")
     check_size(size, check_calibratable(model, args.onnx))
     kind = next(kind for kind in SOURCE_KINDS if getattr(args, kind) is not None)
     dataset = build_calibration_set(kind, getattr(args, kind), args.count, size, args.seed, crop, args.strict)

@@ -16,9 +16,11 @@ import pytest
 
 from dsrir.cli import EXTRAS, command, non_negative_int, positive_float, positive_int
 from dsrir.errors import DSRIRError
+from dsrir.onnx_file import load_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"
+ONNX_MODEL = CHECKPOINT.with_suffix(".onnx")
 # The lean runtime install: neither PyTorch nor scikit-image (the train extra) can be imported.
 LEAN = "import runpy, sys; sys.modules['torch'] = sys.modules['skimage'] = None; "
 
@@ -171,3 +173,17 @@ def test_bad_numbers_are_argparse_usage_errors_before_any_work(
     flag, value = argv[-2:]  # the bad one is last
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"error: argument {flag}: {value!r}: expected" in last, last
+
+
+def test_a_truncated_onnx_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A cut-off download: protobuf's DecodeError said neither which file nor what was wrong with it."""
+    from runtime.video import main as video_main
+
+    data = ONNX_MODEL.read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: len(data) // 3])
+    assert video_main(["--model", str(cut), "--input", "demo", "--no-output", "--no-progress"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"--model {cut}: not a readable ONNX model (truncated, or not ONNX)" in line, line
+    with pytest.raises(DSRIRError, match=f"^--onnx {tmp_path / 'gone.onnx'}: no such ONNX file$"):
+        load_onnx(tmp_path / "gone.onnx", "--onnx")

@@ -53,6 +53,7 @@ from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
+from dsrir.onnx_file import load_onnx
 from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
 from export.trt_version import DEFAULT_TARGET, parse_version
@@ -167,13 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------- inputs
-def load_graph(path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, OSError and others for missing or foreign files
-        raise DSRIRError(f"--onnx {path}: not a readable ONNX file ({type(exc).__name__})") from None
-
-
 def check_graph_weights(graph: onnx.ModelProto, sites: dict[str, ConvSite], model: nn.Module, path: Path) -> None:
     """Refuse a graph of another architecture; warn when it holds other weights (its ranges may not fit)."""
     initializers = {init.name: init for init in graph.graph.initializer}
@@ -384,7 +378,7 @@ def run(args: argparse.Namespace) -> QATSummary:
     check_args(args)
     model, weights = load_model(args.checkpoint)
     base = Ranges.load(args.ranges)
-    graph = load_graph(args.onnx)
+    graph = load_onnx(args.onnx, "--onnx")
     sites = conv_sites(graph)
     check_graph_weights(graph, sites, model, args.onnx)
     mode = args.mode or str(weights.metadata.get("mode") or "all_in_one")
