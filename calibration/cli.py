@@ -33,7 +33,7 @@ from calibration.dataset import (
     parse_crop,
     parse_size,
 )
-from calibration.ranges import Ranges
+from calibration.ranges import RANGES_FILE, Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
 from dsrir.cli import command, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
@@ -44,7 +44,7 @@ from export.trt_import_rules import check_for_target
 from export.trt_import_rules import summary as import_summary
 from export.trt_version import DEFAULT_TARGET, parse_version, short
 
-RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
+RANGES, CACHE, MANIFEST = RANGES_FILE, "calib.cache", "manifest.json"
 QDQ_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_int8_cpu.onnx"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import json
 import subprocess
 import sys
 import warnings
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from calibration.ranges import Ranges
 from dsrir.cli import EXTRAS, command, non_negative_int, positive_float, positive_int
 from dsrir.errors import DSRIRError
 from dsrir.onnx_file import load_onnx
@@ -187,3 +189,23 @@ def test_a_truncated_onnx_is_one_line_naming_the_file(tmp_path: Path, capsys: py
     assert f"--model {cut}: not a readable ONNX model (truncated, or not ONNX)" in line, line
     with pytest.raises(DSRIRError, match=f"^--onnx {tmp_path / 'gone.onnx'}: no such ONNX file$"):
         load_onnx(tmp_path / "gone.onnx", "--onnx")
+
+
+def test_qat_given_a_calibration_manifest_for_ranges_says_which_file_it_wants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--ranges manifest.json`` (the file beside ranges.json) was ``TypeError: Ranges.__init__() got an unexpected
+    keyword argument 'kind'``."""
+    from train.qat import main as qat_main
+
+    manifest = tmp_path / "manifest.json"
+    for fmt in (1, 2):  # format 1: manifests of earlier calibration runs
+        manifest.write_text(json.dumps({"format": fmt, "kind": "synthetic", "size": [32, 32], "frames": []}))
+        argv = ["--checkpoint", str(CHECKPOINT), "--ranges", str(manifest), "--onnx", str(ONNX_MODEL)]
+        assert qat_main([*argv, "--synthetic", str(tmp_path), "--device", "cpu"]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert f"--ranges {manifest}: a calibration manifest, not a ranges file" in line and "ranges.json" in line
+    for text in ("[1, 2]", '{"format": 1, "calibrator": "max"}'):
+        manifest.write_text(text)
+        with pytest.raises(DSRIRError, match="not a ranges file"):
+            Ranges.load(manifest, "--ranges")

@@ -377,7 +377,7 @@ def run(args: argparse.Namespace) -> QATSummary:
     started = time.time()
     check_args(args)
     model, weights = load_model(args.checkpoint)
-    base = Ranges.load(args.ranges)
+    base = Ranges.load(args.ranges, "--ranges")
     graph = load_onnx(args.onnx, "--onnx")
     sites = conv_sites(graph)
     check_graph_weights(graph, sites, model, args.onnx)
