@@ -160,6 +160,8 @@ def test_restore_and_evaluate_on_the_lean_install_say_what_to_install(tmp_path: 
         ("dsrir.data.make_csv", ["--train-dir", "d", "--rain-repeat", "0"]),
         ("calibration.cli", ["--onnx", "m.onnx", "--synthetic", "d", "--count", "0"]),
         ("runtime.video", ["--input-rate", "0"]),
+        ("runtime.video", ["--max-frames", "0"]),  # moved from test_runtime_pipeline (was a DSRIRError line)
+        ("runtime.video", ["--max-batch", "0"]),  # moved from test_multistream
         ("runtime.video", ["--batch-wait-ms", "-1"]),
         ("runtime.serve", ["--model", "m.onnx", "--max-batch-size", "0"]),
         ("export.triton", ["--model", "m.onnx", "--max-queue-delay-us", "-1"]),

@@ -291,7 +291,6 @@ def test_no_output_may_overwrite_any_input(graph: Path, tmp_path: Path, capsys: 
         (["a.avi", "b.avi"], ["--mosaic"], ["--mosaic", "once"]),
         (["out_{stream}.avi"], ["--mosaic"], ["drop one"]),
         (["display://0", "display://0"], [], ["given for inputs 0 and 1"]),
-        (["a.avi"], ["--max-batch", "0"], ["--max-batch 0"]),
     ],
 )
 def test_ambiguous_outputs_are_one_line_errors(

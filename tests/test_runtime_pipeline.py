@@ -226,7 +226,6 @@ def test_sigint_finalises_a_playable_file(
     [
         (["--input", "bogus://x"], ["unknown scheme", "expected", "demo"]),
         (["--input", "/no/such/clip.mp4"], ["does not exist"]),
-        (["--max-frames", "0"], ["--max-frames"]),
     ],
 )
 def test_bad_input_is_one_line_error(
