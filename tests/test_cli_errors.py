@@ -211,3 +211,62 @@ def test_qat_given_a_calibration_manifest_for_ranges_says_which_file_it_wants(
         manifest.write_text(text)
         with pytest.raises(DSRIRError, match="not a ranges file"):
             Ranges.load(manifest, "--ranges")
+
+
+# --- runtime.video: success only for real work, messages that name what was typed ----------------------------------
+
+
+def _last_error_line(err: str) -> str:
+    """runtime.video prints what it runs and a statistics table on stderr; the one ``error:`` line ends it."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert sum(line.startswith("error:") for line in lines) == 1 and "Traceback" not in err, err
+    return lines[-1]
+
+
+def _video(argv: list[str]) -> int:
+    from runtime.video import main as video_main
+
+    return video_main([*argv, "--model", str(ONNX_MODEL), "--no-progress"])
+
+
+def _clip(path: Path, frames: int) -> Path:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (32, 24))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def test_camera_errors_name_the_input_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    if Path("/dev/video97").exists():
+        pytest.skip("this machine has a /dev/video97")
+    assert _video(["--input", "cam97", "--no-output"]) == 2
+    line = _last_error_line(capsys.readouterr().err)
+    assert line.startswith("error: --input 'cam97': no camera at /dev/video97"), line
+
+
+def test_a_truncated_clip_reports_the_frames_missing_from_its_frame_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 40-frame AVI cut in half: 19 frames read, 21 missing, and the run said 'skipped 5'."""
+    import cv2
+
+    whole = _clip(tmp_path / "whole.avi", 40).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole[: len(whole) // 2])
+    capture = cv2.VideoCapture(str(cut))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    readable = 0
+    while capture.read()[0]:
+        readable += 1
+    capture.release()
+    assert count == 40 and 0 < readable < 40  # the container still says 40
+    stats = tmp_path / "stats.json"
+    assert _video(["--input", str(cut), "--no-output", "--stats", str(stats)]) == 0
+    summary = json.loads(stats.read_text())
+    assert (summary["frames_in"], summary["skipped"]) == (readable, count - readable), summary
+    assert f"skipped {count - readable}," in capsys.readouterr().err
