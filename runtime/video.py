@@ -27,6 +27,7 @@ from runtime.backends.trt_buffers import FIT_MODES
 
 if TYPE_CHECKING:
     from dsrir.paths import InputSet
+    from runtime.stats import RunStats
     from runtime.uri import SinkSpec, SourceSpec
 
 DEGRADATIONS = ("none", "noise", "rain", "haze")
@@ -156,6 +157,15 @@ def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | s
     return inputs
 
 
+def nothing_read(stats: RunStats) -> str | None:
+    """Why an input that ended without one readable frame (all images unreadable, an empty clip) failed: a run that
+    restored nothing is not a success. None when it delivered frames."""
+    if stats.counts["frames_in"]:
+        return None
+    skipped = stats.counts["skipped"]
+    return "no readable frame" + (f" ({skipped} unreadable skipped)" if skipped else "")
+
+
 def _with_placeholder(text: str) -> str:
     """``out.mp4`` -> ``out_{stream}.mp4``, ``frames/`` -> ``frames_{stream}/``: the spelling an error suggests."""
     path = Path(text.rstrip("/\\"))
@@ -258,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
     from runtime.stats import RunStats
     from runtime.uri import keeps_input_names
 
+    if args.no_output and args.output:
+        raise DSRIRError(f"--no-output and --output {args.output[0]!r}: --no-output writes nothing; drop one of them")
     texts = args.input or ["demo"]
     if len(texts) > 1:
         return run_streams(args, texts)
@@ -311,6 +323,8 @@ def run(args: argparse.Namespace) -> int:
     print(stats.table(), file=sys.stderr)
     if args.stats is not None:
         stats.write_json(args.stats)
+    if ended == "done" and (empty := nothing_read(stats)):
+        raise DSRIRError(f"--input {input_text!r}: {empty}")
     return EXIT_CODES[ended]
 
 
@@ -399,9 +413,14 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
     print(stats.table(), file=sys.stderr)
     if args.stats is not None:
         stats.write_json(args.stats)
-    for index, exc in pipeline.failures:
-        print(f"error: stream {index} ({texts[index]}): {failure_text(exc)}", file=sys.stderr)
-    if pipeline.failures and ended == "done":
+    failures = {index: failure_text(exc) for index, exc in pipeline.failures}
+    if ended == "done":
+        for index, stream_stats in enumerate(stats.streams):
+            if index not in failures and (empty := nothing_read(stream_stats)):
+                failures[index] = empty
+    for index, why in sorted(failures.items()):
+        print(f"error: stream {index} ({texts[index]}): {why}", file=sys.stderr)
+    if failures and ended == "done":
         return 1
     return EXIT_CODES[ended]
 

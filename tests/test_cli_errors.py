@@ -241,6 +241,30 @@ def _clip(path: Path, frames: int) -> Path:
     return path
 
 
+def test_a_source_with_no_readable_frame_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three unreadable images: 0 frames restored and exit 0 before."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (bad / name).write_bytes(b"not a png")
+    assert _video(["--input", str(bad), "--output", f"{tmp_path / 'out'}/"]) == 2
+    line = _last_error_line(capsys.readouterr().err)
+    assert f"--input {str(bad)!r}: no readable frame (3 unreadable skipped)" in line, line
+    assert not (tmp_path / "out").exists()
+    good = _clip(tmp_path / "good.avi", 2)  # several inputs: the empty one is named, the other one still runs
+    assert _video(["--input", str(good), "--input", str(bad), "--no-output"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: stream 1 ({bad}): no readable frame (3 unreadable skipped)" in err, err
+
+
+def test_no_output_with_an_output_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--no-output --output x.mp4`` wrote nothing without a word."""
+    clip = _clip(tmp_path / "clip.avi", 2)
+    assert _video(["--input", str(clip), "--no-output", "--output", str(tmp_path / "x.mp4")]) == 2
+    line = _last_error_line(capsys.readouterr().err)
+    assert "--no-output" in line and "--output" in line and "x.mp4" in line, line
+
+
 def test_camera_errors_name_the_input_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
     if Path("/dev/video97").exists():
         pytest.skip("this machine has a /dev/video97")
