@@ -294,3 +294,39 @@ def test_a_truncated_clip_reports_the_frames_missing_from_its_frame_count(
     summary = json.loads(stats.read_text())
     assert (summary["frames_in"], summary["skipped"]) == (readable, count - readable), summary
     assert f"skipped {count - readable}," in capsys.readouterr().err
+
+
+# --- train: success only for work that exists --------------------------------------------------------------------
+
+
+def test_a_train_run_with_nothing_left_to_train_is_an_error(
+    tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Resuming a finished run into a new session trained nothing and printed a model_latest.pth that did not exist
+    (exit 0)."""
+    from tests.test_train import tiny_args
+    from train.cli import main as train_main
+
+    assert train_main(tiny_args(clean_dir, tmp_path, "done")) == 0
+    finished = tmp_path / "all_in_one" / "models" / "done" / "model_latest.pth"
+    capsys.readouterr()
+    assert train_main([*tiny_args(clean_dir, tmp_path, "more"), "--resume", str(finished)]) == 2
+    out, err = capsys.readouterr()
+    line = _last_error_line(err)
+    assert "nothing to train: the checkpoint resumed from already completed 1 epoch(s) of --epochs 1" in line, line
+    assert f"resuming from {finished}" in out and "latest checkpoint" not in out
+    assert not (tmp_path / "all_in_one" / "models" / "more").exists()
+
+
+def test_the_train_summary_names_only_a_checkpoint_that_exists(tmp_path: Path) -> None:
+    """Stopped before the first step: no checkpoint, so none is named and no --resume is suggested."""
+    from train.cli import summary_rows
+    from train.config import TrainConfig
+    from train.trainer import TrainSummary
+
+    missing = tmp_path / "model_latest.pth"
+    rows = dict(summary_rows(TrainSummary(0, 0, None, missing, True, 1.0), TrainConfig(epochs=3)))
+    assert rows["latest checkpoint"] == "none written (no step was trained)" and "resume with" not in rows
+    missing.write_bytes(b"saved")
+    rows = dict(summary_rows(TrainSummary(0, 5, None, missing, True, 1.0), TrainConfig(epochs=3)))
+    assert rows["latest checkpoint"] == str(missing) and rows["resume with"] == "python -m train ... --resume"

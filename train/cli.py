@@ -8,13 +8,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dsrir.atomic import write_text_atomic
 from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
 from train.config import MODE_TASKS, TrainConfig
 from train.distributed import init_distributed, shutdown
-from train.trainer import Trainer
+from train.trainer import Trainer, TrainSummary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,25 +167,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})")
     ctx = init_distributed(cfg.device)
     try:
-        summary = Trainer(cfg, ctx).run()
+        trainer = Trainer(cfg, ctx)
+        if trainer.start_epoch > cfg.epochs:
+            raise DSRIRError(
+                f"nothing to train: the checkpoint resumed from already completed {trainer.start_epoch - 1} "
+                f"epoch(s) of --epochs {cfg.epochs}; raise --epochs to train further"
+            )
+        summary = trainer.run()
     finally:
         shutdown(ctx)
     if ctx.is_main:
-        best = "n/a" if summary.best_psnr is None else f"{summary.best_psnr:.2f} dB"
-        rows = [
-            ("epochs completed", f"{summary.epochs_completed}/{cfg.epochs}"),
-            ("optimiser steps", str(summary.global_step)),
-            ("best validation PSNR", best),
-            ("time", f"{summary.seconds:.1f} s"),
-            ("latest checkpoint", str(summary.last_checkpoint)),
-        ]
-        if summary.stopped_early:
-            rows.append(("resume with", "python -m train ... --resume" + (" (without --init)" if cfg.init else "")))
+        rows = summary_rows(summary, cfg)
         print("\n".join(f"{k:<22} {v}" for k, v in rows))
-        summary_path = cfg.results_dir / "train_summary.json"
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(dict(rows), indent=2) + "\n")
+        write_text_atomic(cfg.results_dir / "train_summary.json", json.dumps(dict(rows), indent=2) + "\n")
     return 0
+
+
+def summary_rows(summary: TrainSummary, cfg: TrainConfig) -> list[tuple[str, str]]:
+    """The end-of-run table; a checkpoint is named, and --resume suggested, only when one was written."""
+    best = "n/a" if summary.best_psnr is None else f"{summary.best_psnr:.2f} dB"
+    saved = summary.last_checkpoint.is_file()
+    rows = [
+        ("epochs completed", f"{summary.epochs_completed}/{cfg.epochs}"),
+        ("optimiser steps", str(summary.global_step)),
+        ("best validation PSNR", best),
+        ("time", f"{summary.seconds:.1f} s"),
+        ("latest checkpoint", str(summary.last_checkpoint) if saved else "none written (no step was trained)"),
+    ]
+    if summary.stopped_early and saved:
+        rows.append(("resume with", "python -m train ... --resume" + (" (without --init)" if cfg.init else "")))
+    return rows
 
 
 if __name__ == "__main__":
