@@ -330,3 +330,15 @@ def test_the_train_summary_names_only_a_checkpoint_that_exists(tmp_path: Path) -
     missing.write_bytes(b"saved")
     rows = dict(summary_rows(TrainSummary(0, 5, None, missing, True, 1.0), TrainConfig(epochs=3)))
     assert rows["latest checkpoint"] == str(missing) and rows["resume with"] == "python -m train ... --resume"
+
+
+def test_an_os_error_in_a_command_is_one_line_with_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """export.triton with --output-dir under a file: a FileExistsError/NotADirectoryError traceback before."""
+    pytest.importorskip("tritonclient.grpc", reason="export.triton builds its config with tritonclient")
+    from export.triton import main as triton_main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert triton_main(["--model", str(ONNX_MODEL), "--output-dir", str(blocker / "repo")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {blocker}") and ("exists" in line or "Not a directory" in line), line
