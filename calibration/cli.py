@@ -111,14 +111,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--target-trt",
-        "--trt-version",  # the earlier spelling; --target-trt is export.build_engine's, train.qat's, export.onnx's
-        dest="target_trt",
         default=DEFAULT_TARGET,
         help="the TensorRT release the artefacts are for, with its patch number if not 0 (JetPack 6.0: 8.6.2; "
         "6.1/6.2: 10.3): calib.cache's header carries it (TensorRT skips a cache from another release; "
         f"{LAST_WITH_CALIBRATORS + 1}+ has no calibrators, so no cache), and {QDQ_MODEL} is FP16 outside the INT8 "
         "layers for 10+ (strongly typed builds), FP32 for 8.x",
     )
+    # The earlier spelling still works, unlisted: --target-trt is what export.onnx, build_engine and train.qat take.
+    parser.add_argument("--trt-version", dest="target_trt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 

@@ -6,7 +6,8 @@ device), running out of memory (what to make smaller), Ctrl-C (exit 130) and a m
 command that installs it). A bug in the toolkit keeps its traceback: that is what a bug report needs.
 
 Numeric flags are checked by argparse itself (``positive_int`` and friends), so a bad value is argparse's usage
-error before any work, the same wording for every command.
+error before any work, the same wording for every command; a frame size is always written width x height
+(``frame_size``), as video tools write 1280x720.
 """
 
 from __future__ import annotations
@@ -172,3 +173,12 @@ positive_int = _number_type(int, lambda v: v >= 1, "a whole number >= 1")
 non_negative_int = _number_type(int, lambda v: v >= 0, "a whole number >= 0")
 positive_float = _number_type(float, lambda v: 0 < v < math.inf, "a number > 0")
 non_negative_float = _number_type(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+
+
+def frame_size(text: str, example: str = "1280x720") -> tuple[int, int]:
+    """``1280x720`` -> (1280, 720): every size on the command line is WIDTHxHEIGHT. An argparse ``type=``; callers
+    that check a size later turn the ArgumentTypeError into a DSRIRError naming their flag."""
+    parts = text.strip().lower().split("x")
+    if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT such as {example}")
+    return int(parts[0]), int(parts[1])

@@ -33,7 +33,7 @@ import onnx
 
 import dsrir
 from dsrir.atomic import atomic_path
-from dsrir.cli import command
+from dsrir.cli import command, frame_size
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.graph_checks import TARGET_KEY, check_graph
@@ -235,12 +235,11 @@ def export_checkpoint(checkpoint: Path, output: Path | None, options: ExportOpti
 
 
 def _check_size(text: str) -> tuple[int, int] | None:
+    """``--check-size WxH`` (as every size flag) -> (H, W) of the parity input, or None to skip the check."""
     if text.lower() in ("none", "off", "0"):
         return None
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected HxW such as 64x96, or none; got {text!r}")
-    return int(parts[0]), int(parts[1])
+    width, height = frame_size(text)
+    return height, width
 
 
 def _target(text: str) -> Version:
@@ -300,8 +299,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check-size",
         type=_check_size,
-        default="x".join(map(str, DEFAULT_CHECK_SIZE)),
-        metavar="HxW",
+        default="{1}x{0}".format(*DEFAULT_CHECK_SIZE),
+        metavar="WxH",
         help="compare with PyTorch on a random input of this size (any size: padded like the Restorer); none: skip",
     )
     return parser.parse_args(argv)

@@ -342,3 +342,29 @@ def test_an_os_error_in_a_command_is_one_line_with_the_path(tmp_path: Path, caps
     assert triton_main(["--model", str(ONNX_MODEL), "--output-dir", str(blocker / "repo")]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {blocker}") and ("exists" in line or "Not a directory" in line), line
+
+
+# --- one spelling per concept (issue 18) -------------------------------------------------------------------------
+
+
+def test_every_frame_size_flag_is_width_x_height() -> None:
+    """export.onnx --check-size was HxW while calibration --size/--crop are WxH."""
+    from calibration.cli import parse_args as calibration_args
+    from export.onnx import DEFAULT_CHECK_SIZE
+    from export.onnx import parse_args as export_args
+
+    assert export_args(["--checkpoint", "w.pth", "--check-size", "96x64"]).check_size == (64, 96)  # (H, W) inside
+    assert export_args(["--checkpoint", "w.pth"]).check_size == DEFAULT_CHECK_SIZE
+    assert calibration_args(["--onnx", "m.onnx", "--synthetic", "d", "--size", "96x64"]).size == "96x64"
+    # calibration's earlier --trt-version still works, unlisted in --help
+    args = calibration_args(["--onnx", "m.onnx", "--synthetic", "d", "--trt-version", "8.6"])
+    assert args.target_trt == "8.6"
+
+
+def test_calibration_help_lists_one_spelling_of_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+    from calibration.cli import parse_args as calibration_args
+
+    with pytest.raises(SystemExit):
+        calibration_args(["--help"])
+    out = capsys.readouterr().out
+    assert "--target-trt" in out and "--trt-version" not in out
