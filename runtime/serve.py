@@ -106,8 +106,6 @@ def serve(args: argparse.Namespace) -> None:
     from runtime.backends import open_backend
 
     expose_libpython()
-    if args.max_batch_size < 1:
-        raise DSRIRError(f"--max-batch-size {args.max_batch_size}: expected at least 1")
     backend = open_backend(args.model, "auto", args.plugin_lib)
     input_name, output_name = io_names(args.model)
     dtype = np.uint8 if backend.io == "uint8" else np.float32
