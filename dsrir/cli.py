@@ -52,7 +52,8 @@ EXTRAS = {
 }
 # Packages outside pyproject.toml: their pip name where it differs from the import name.
 PIP_NAMES = {"pytriton": "nvidia-pytriton"}
-# Allocators that report exhaustion as a RuntimeError: PyTorch's CPU and CUDA allocators, ONNX Runtime's arena.
+# Allocators that report exhaustion in their own exception types: PyTorch's CPU and CUDA allocators (RuntimeError),
+# ONNX Runtime's arena (RuntimeException, not a RuntimeError), C++ std::bad_alloc.
 _OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|failed to allocate memory|bad_alloc", re.IGNORECASE)
 
 
@@ -82,8 +83,8 @@ def os_error_text(exc: OSError) -> str:
 
 
 def out_of_memory(exc: BaseException) -> bool:
-    """Python's MemoryError, or an allocator's RuntimeError saying the same (PyTorch, ONNX Runtime)."""
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and bool(_OUT_OF_MEMORY.search(str(exc))))
+    """Python's MemoryError, or an allocator's own error saying the same (PyTorch, ONNX Runtime)."""
+    return isinstance(exc, MemoryError) or bool(_OUT_OF_MEMORY.search(str(exc)))
 
 
 def memory_text(exc: BaseException) -> str:

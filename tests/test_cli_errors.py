@@ -27,6 +27,10 @@ ONNX_MODEL = CHECKPOINT.with_suffix(".onnx")
 LEAN = "import runpy, sys; sys.modules['torch'] = sys.modules['skimage'] = None; "
 
 
+class OrtRuntimeException(Exception):
+    """As ONNX Runtime's pybind RuntimeException: an Exception, not a RuntimeError."""
+
+
 def _run(body: Callable[[], int], **options: object) -> int:
     @command(**options)  # type: ignore[arg-type]
     def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +64,7 @@ def _one_error_line(err: str) -> str:
         ),
         (MemoryError(), 2, ["out of memory", "--tile"]),
         (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"), 2, ["9 GB", "--tile"]),
+        (OrtRuntimeException("Failed to allocate memory for requested buffer of size 9e9"), 2, ["9e9", "--tile"]),
         (KeyboardInterrupt(), 130, ["interrupted"]),
         (ModuleNotFoundError("No module named 'torch'", name="torch"), 2, ["torch", "pip install -e '.[train]'"]),
         (ModuleNotFoundError("no cv2", name="cv2.gapi"), 2, ["cv2 is not installed: pip install -e ."]),
