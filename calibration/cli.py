@@ -21,7 +21,7 @@ from types import ModuleType
 import onnx
 
 from calibration.calibrators import CALIBRATORS
-from calibration.collect import calibration_settings, check_calibratable, collect_ranges, load_model
+from calibration.collect import calibration_settings, check_calibratable, collect_ranges
 from calibration.dataset import (
     DEFAULT_COUNT,
     DEFAULT_CROP,
@@ -33,17 +33,19 @@ from calibration.dataset import (
     parse_crop,
     parse_size,
 )
-from calibration.ranges import Ranges
+from calibration.ranges import RANGES_FILE, Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
+from dsrir.cli import command, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
+from dsrir.onnx_file import load_onnx
 from dsrir.paths import refuse_overwriting_inputs
 from export.onnx import save_onnx
 from export.trt_import_rules import check_for_target
 from export.trt_import_rules import summary as import_summary
 from export.trt_version import DEFAULT_TARGET, parse_version, short
 
-RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
+RANGES, CACHE, MANIFEST = RANGES_FILE, "calib.cache", "manifest.json"
 QDQ_MODEL, QDQ_PLUGIN_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_qdq_plugin.onnx", "model_int8_cpu.onnx"
 ARTEFACTS = (RANGES, CACHE, MANIFEST, QDQ_MODEL, QDQ_PLUGIN_MODEL, CPU_INT8_MODEL)
 
@@ -69,7 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source.add_argument(
         "--synthetic", metavar="CLEAN_DIR", help="clean photos, degraded with noise, rain and haze in equal shares"
     )
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="frames (images and videos: at most all)")
+    parser.add_argument(
+        "--count", type=positive_int, default=DEFAULT_COUNT, help="frames (images and videos: at most all)"
+    )
     parser.add_argument(
         "--size", default="640x360", metavar="WxH", help="deployment frame size; multiples of the model's 8"
     )
@@ -100,7 +104,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-memory-gb",
-        type=float,
+        type=positive_float,
         default=4.0,
         help="GiB of activations ONNX Runtime may return per run (tensors that do not fit go to further runs of "
         "the same frame); peak memory is higher (6 GB for dsrir-xs at 640x360 with 4)",
@@ -116,14 +120,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--target-trt",
-        "--trt-version",  # the earlier spelling; --target-trt is export.build_engine's, train.qat's, export.onnx's
-        dest="target_trt",
         default=DEFAULT_TARGET,
         help="the TensorRT release the artefacts are for, with its patch number if not 0 (JetPack 6.0: 8.6.2; "
         "6.1/6.2: 10.3): calib.cache's header carries it (TensorRT skips a cache from another release; "
         f"{LAST_WITH_CALIBRATORS + 1}+ has no calibrators, so no cache), and {QDQ_MODEL} is FP16 outside the INT8 "
         "layers for 10+ (strongly typed builds), FP32 for 8.x",
     )
+    # The earlier spelling still works, unlisted: --target-trt is what export.onnx, build_engine and train.qat take.
+    parser.add_argument("--trt-version", dest="target_trt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -214,7 +218,7 @@ def load_plugin_flavour(path: Path | None, model: onnx.ModelProto) -> onnx.Model
         return None
     from calibration.qdq import fp32_export_metadata, matching_sites
 
-    plugin = load_model(path, "--plugin-onnx")
+    plugin = load_onnx(path, "--plugin-onnx")
     what = f"--plugin-onnx {path}"
     if fp32_export_metadata(plugin, what, allow_plugin=True).patch_attention != "plugin":
         raise DSRIRError(
@@ -253,8 +257,6 @@ def check_args(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[int, in
     parse_version(args.target_trt, "--target-trt")
     if not 0 < args.percentile <= 100:
         raise DSRIRError(f"--percentile {args.percentile}: expected a percentage in (0, 100]")
-    if args.max_memory_gb <= 0:
-        raise DSRIRError(f"--max-memory-gb {args.max_memory_gb}: expected a positive number of GiB")
     return parse_size(args.size), parse_crop(args.crop)
 
 
@@ -262,7 +264,7 @@ def run(args: argparse.Namespace) -> tuple[str, int]:
     """The summary, and how many unreadable inputs were skipped."""
     started = time.perf_counter()
     size, crop = check_args(args)
-    model = load_model(args.onnx)
+    model = load_onnx(args.onnx, "--onnx")
     check_size(size, check_calibratable(model, args.onnx))
     plugin = load_plugin_flavour(args.plugin_onnx, model)
     kind = next(kind for kind in SOURCE_KINDS if getattr(args, kind) is not None)
@@ -289,15 +291,11 @@ def run(args: argparse.Namespace) -> tuple[str, int]:
     return text, len(dataset.skipped)
 
 
+@command(
+    interrupted="interrupted; ranges.json is written only by a finished run",
+    memory_hint="lower --max-memory-gb, or calibrate on smaller frames (--size, --crop)",
+)
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        text, skipped = run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; ranges.json is written only by a finished run", file=sys.stderr)
-        return 130
+    text, skipped = run(parse_args(argv))
     print(text)
     return 1 if skipped else 0

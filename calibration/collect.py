@@ -24,6 +24,7 @@ from calibration.calibrators import HISTOGRAM_BINS, Calibrator, make_calibrator
 from calibration.dataset import CalibrationSet, file_sha256
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
+from dsrir.onnx_file import load_onnx
 from export.metadata import read_metadata
 
 if TYPE_CHECKING:
@@ -35,15 +36,6 @@ FLOAT32_BYTES = 4
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 METADATA_OPS = ("Shape", "Size")  # their outputs describe a tensor, they do not carry its values
 EXPORT_HINT = "calibrate the decomposed FP32 float-I/O export (python -m export.onnx --checkpoint W, its defaults)"
-
-
-def load_model(path: Path, flag: str = "--onnx") -> onnx.ModelProto:
-    if not path.is_file():
-        raise DSRIRError(f"{flag} {path}: file not found")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # protobuf raises DecodeError and others for a file that is not ONNX
-        raise DSRIRError(f"{flag} {path}: not a readable ONNX model ({type(exc).__name__})") from None
 
 
 def check_calibratable(model: onnx.ModelProto, path: Path) -> int:
@@ -168,7 +160,7 @@ def collect_ranges(
     max_memory_gb: float = 4.0,
 ) -> Ranges:
     """Calibrate every float activation of ``onnx_path`` on ``dataset``; weights per output channel."""
-    model = load_model(onnx_path)
+    model = load_onnx(onnx_path, "--onnx")
     multiple = check_calibratable(model, onnx_path)
     started = time.perf_counter()
     names = activation_tensors(model)

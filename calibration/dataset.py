@@ -12,6 +12,7 @@ depth look as they will in deployment), then a seeded random window, aligned to 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import glob
 import hashlib
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from dsrir.atomic import write_text_atomic
+from dsrir.cli import frame_size
 from dsrir.data.degrade import degrade
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image
@@ -108,20 +110,20 @@ class CalibrationSet:
 
 def parse_size(text: str) -> tuple[int, int]:
     """``640x360`` -> (640, 360), W x H."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise DSRIRError(f"--size {text!r}: expected WIDTHxHEIGHT such as 640x360")
-    return int(parts[0]), int(parts[1])
+    try:
+        return frame_size(text, "640x360")
+    except argparse.ArgumentTypeError as exc:
+        raise DSRIRError(f"--size {exc}") from None
 
 
 def parse_crop(text: str) -> tuple[int, int] | None:
     """``256x256`` -> (256, 256), W x H; ``none`` (or ``full``) -> None, whole frames."""
     if text.strip().lower() in ("none", "full"):
         return None
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise DSRIRError(f"--crop {text!r}: expected WIDTHxHEIGHT such as 256x256, or none for whole frames")
-    width, height = int(parts[0]), int(parts[1])
+    try:
+        width, height = frame_size(text, "256x256")
+    except argparse.ArgumentTypeError as exc:
+        raise DSRIRError(f"--crop {exc}, or none for whole frames") from None
     if width % CROP_ALIGN or height % CROP_ALIGN:
         raise DSRIRError(
             f"--crop {text}: width and height must be multiples of {CROP_ALIGN}, e.g. "

@@ -43,7 +43,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process  # type: 
 from calibration.qdq import fp32_export_metadata
 from calibration.ranges import conv_sites, is_quantized_module
 from dsrir.atomic import atomic_path
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
+from dsrir.onnx_file import load_onnx
 from export.metadata import write_metadata
 from runtime.backends.cpu_int8 import FULL_RANGE, REDUCED_RANGE, largest_weight_code
 
@@ -91,10 +92,7 @@ def quantize_for_cpu(
             f"{PURPOSE} needs quantize_static(calibration_cache_path=...), which this onnxruntime "
             f"{onnxruntime.__version__} lacks (1.32 has it): pip install -U onnxruntime"
         )
-    try:
-        model = onnx.load(str(fp32_onnx))  # with its external weights, if the exporter wrote them apart
-    except Exception as exc:  # OSError, DecodeError, missing external data...
-        raise DSRIRError(f"{fp32_onnx}: cannot read the ONNX model ({error_line(exc)})") from None
+    model = load_onnx(fp32_onnx)  # with its external weights, if the exporter wrote them apart
     metadata = fp32_export_metadata(model, PURPOSE)
     if metadata.io != "float":
         raise DSRIRError(f"{PURPOSE} needs the float-I/O export (calibration frames are NCHW float32), not uint8 I/O")

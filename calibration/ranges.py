@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from dsrir.atomic import write_text_atomic
 from dsrir.errors import DSRIRError
 
 RANGES_FORMAT = 1
+RANGES_FILE = "ranges.json"  # what python -m calibration writes them to
 INT8_MAX = 127.0
 # The exporter wraps the network, so initializers read ``model.<module path>.weight``.
 WEIGHT_PREFIXES = ("model.", "")
@@ -44,13 +45,23 @@ class Ranges:
         write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Ranges:
+    def load(cls, path: str | os.PathLike[str], flag: str = "") -> Ranges:
+        """The ranges in ``path``; any other JSON (the calibration manifest beside it, say) is one line naming the
+        file and what was expected. ``flag``: the option that named the file, for that line."""
+        where = f"{flag} {path}" if flag else str(path)
         try:
             payload = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise DSRIRError(f"{path}: unreadable ranges JSON ({type(exc).__name__}: {exc})") from None
-        if payload.pop("format", None) != RANGES_FORMAT:
-            raise DSRIRError(f"{path}: not a ranges file of format {RANGES_FORMAT} (written by python -m calibration)")
+            raise DSRIRError(f"{where}: unreadable ranges JSON ({type(exc).__name__}: {exc})") from None
+        expected = f"expected the {RANGES_FILE} that python -m calibration writes (format {RANGES_FORMAT})"
+        if isinstance(payload, dict) and "frames" in payload and "activations" not in payload:
+            raise DSRIRError(f"{where}: a calibration manifest, not a ranges file; {expected}, beside it")
+        if not isinstance(payload, dict) or payload.pop("format", None) != RANGES_FORMAT:
+            raise DSRIRError(f"{where}: not a ranges file; {expected}")
+        known = {item.name for item in fields(cls)}
+        required = {item.name for item in fields(cls) if item.default is MISSING and item.default_factory is MISSING}
+        if not required <= payload.keys() <= known:
+            raise DSRIRError(f"{where}: not a ranges file (fields {', '.join(sorted(payload))}); {expected}")
         return cls(**payload)
 
 

@@ -14,19 +14,23 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from dsrir.atomic import write_text_atomic
-from dsrir.checkpoint import load_model
+from dsrir.cli import command, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.eval_sets import EvalSet, center_crop_to_multiple, denoise_set, rain100l_set, sots_set, synthetic_sets
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from dsrir.imageio import write_image
-from dsrir.metrics import PROTOCOLS, score
-from dsrir.model.restorer import Restorer
+
+if TYPE_CHECKING:
+    from dsrir.model.restorer import Restorer
+
+# PyTorch and scikit-image (the train extra) are imported where they are used: on the lean runtime install this
+# command says which extra to install instead of failing at import with a traceback.
 
 MODE_TASKS = {
     "all_in_one": ("noise15", "noise25", "noise50", "rain", "haze"),
@@ -56,6 +60,8 @@ def evaluate_sets(
     progress: bool = True,
 ) -> list[TaskResult]:
     """Restore every sample and average PSNR/SSIM per task (grouped by each sample's task)."""
+    from dsrir.metrics import score
+
     scores: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     for eval_set in sets:
         for sample in tqdm(eval_set, desc=f"eval {eval_set.task}", disable=not progress, leave=False):
@@ -124,6 +130,8 @@ def build_sets(args: argparse.Namespace) -> list[EvalSet]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from dsrir.metrics import PROTOCOLS
+
     parser = argparse.ArgumentParser(
         prog="python -m dsrir.evaluate",
         description="Evaluate a DSRIR checkpoint: PSNR/SSIM per task, printed as a table and saved as JSON.",
@@ -139,24 +147,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-images", metavar="DIR", help="write restored images under DIR/<task>/")
     parser.add_argument("--output", default="evaluation.json", help="where to write the results as JSON")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (pixels)")
+    parser.add_argument("--tile", type=positive_int, default=None, help="restore in tiles of this size (pixels)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
     return parser.parse_args(argv)
 
 
+@command(memory_hint="restore in tiles (--tile 512)")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-        device = "cpu" if device == "auto" else device
-        model, weights = load_model(args.checkpoint, device)
-        sets = build_sets(args)
-        restorer = Restorer(model, device=device, tile=args.tile)
-        save_dir = Path(args.save_images) if args.save_images else None
-        results = evaluate_sets(restorer, sets, args.protocol, save_dir=save_dir)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+    import torch
+
+    from dsrir.checkpoint import load_model
+    from dsrir.model.restorer import Restorer
+
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    device = "cpu" if device == "auto" else device
+    model, weights = load_model(args.checkpoint, device)
+    sets = build_sets(args)
+    restorer = Restorer(model, device=device, tile=args.tile)
+    save_dir = Path(args.save_images) if args.save_images else None
+    results = evaluate_sets(restorer, sets, args.protocol, save_dir=save_dir)
     title = f"{args.checkpoint} (preset {weights.preset or 'custom'}, protocol {args.protocol})"
     print(format_table(results, title))
     report = {

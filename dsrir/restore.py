@@ -13,16 +13,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from tqdm import tqdm
 
-from dsrir.checkpoint import load_model
+from dsrir.cli import command, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
-from dsrir.model.restorer import Restorer, check_tiling
 from dsrir.paths import refuse_overwriting_inputs
+
+if TYPE_CHECKING:
+    from dsrir.model.restorer import Restorer
 
 
 def collect_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -60,13 +62,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--checkpoint", required=True, help="official .pth or project .safetensors weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--tile", type=int, default=None, help="restore in overlapping tiles of this many pixels")
+    parser.add_argument(
+        "--tile", type=positive_int, default=None, help="restore in overlapping tiles of this many pixels"
+    )
     parser.add_argument(
         "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (0 <= overlap < tile)"
     )
     parser.add_argument(
         "--max-pixels",
-        type=int,
+        type=positive_int,
         default=4096 * 4096,
         help="images larger than this are tiled automatically (bounded memory)",
     )
@@ -76,32 +80,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command(
+    interrupted="interrupted; the images written so far are complete, the one in progress was not written",
+    memory_hint="restore in smaller tiles (--tile 512)",
+)
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        device = args.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        check_tiling(args.tile, args.tile_overlap)
-        files = collect_inputs(args.inputs)
-        out_dir = Path(args.output)
-        refuse_overwriting_inputs(
-            [("-o", out_dir), *(("-o", out_dir / path.name) for path in files)],
-            [*args.inputs, *files, args.checkpoint],
-        )
-        model, weights = load_model(args.checkpoint, device)
-        restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_pixels=args.max_pixels)
-        started = time.perf_counter()
-        restored, skipped = restore_all(files, out_dir, restorer, args.strict)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "error: interrupted; the images written so far are complete, the one in progress was not written",
-            file=sys.stderr,
-        )
-        return 130
+    import torch  # here, not at the top: on the lean runtime install, a one-line pip hint instead of a traceback
+
+    from dsrir.checkpoint import load_model
+    from dsrir.model.restorer import Restorer, check_tiling
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_tiling(args.tile, args.tile_overlap)
+    files = collect_inputs(args.inputs)
+    out_dir = Path(args.output)
+    refuse_overwriting_inputs(
+        [("-o", out_dir), *(("-o", out_dir / path.name) for path in files)],
+        [*args.inputs, *files, args.checkpoint],
+    )
+    model, weights = load_model(args.checkpoint, device)
+    restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_pixels=args.max_pixels)
+    started = time.perf_counter()
+    restored, skipped = restore_all(files, out_dir, restorer, args.strict)
     seconds = time.perf_counter() - started
     if skipped and not restored:
         print(f"error: no image could be restored ({len(skipped)} unreadable)", file=sys.stderr)

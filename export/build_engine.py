@@ -21,8 +21,9 @@ from pathlib import Path
 
 import dsrir
 from dsrir.atomic import atomic_path
+from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from export.engine_graph import PLUGIN_OP, onnx_digest
 from export.engine_plan import (
     HARDWARE_LEVELS,
@@ -280,18 +281,15 @@ def run_torch_tensorrt(args: argparse.Namespace, options: BuildOptions) -> int:
     return 0
 
 
+@command(memory_hint="build a smaller profile (--max-shape) or limit --workspace")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        options = options_from(args)
-        if args.frontend == "torch-tensorrt":
-            return run_torch_tensorrt(args, options)
-        if args.checkpoint is not None:
-            raise DSRIRError("--checkpoint is for --frontend torch-tensorrt; the ONNX frontend builds from --onnx")
-        return run_onnx(args, options)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+    options = options_from(args)
+    if args.frontend == "torch-tensorrt":
+        return run_torch_tensorrt(args, options)
+    if args.checkpoint is not None:
+        raise DSRIRError("--checkpoint is for --frontend torch-tensorrt; the ONNX frontend builds from --onnx")
+    return run_onnx(args, options)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import onnx
 
 import dsrir
 from dsrir.atomic import atomic_path
+from dsrir.cli import command, frame_size
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.graph_checks import TARGET_KEY, check_graph
@@ -234,12 +235,11 @@ def export_checkpoint(checkpoint: Path, output: Path | None, options: ExportOpti
 
 
 def _check_size(text: str) -> tuple[int, int] | None:
+    """``--check-size WxH`` (as every size flag) -> (H, W) of the parity input, or None to skip the check."""
     if text.lower() in ("none", "off", "0"):
         return None
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected HxW such as 64x96, or none; got {text!r}")
-    return int(parts[0]), int(parts[1])
+    width, height = frame_size(text)
+    return height, width
 
 
 def _target(text: str) -> Version:
@@ -299,13 +299,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check-size",
         type=_check_size,
-        default="x".join(map(str, DEFAULT_CHECK_SIZE)),
-        metavar="HxW",
+        default="{1}x{0}".format(*DEFAULT_CHECK_SIZE),
+        metavar="WxH",
         help="compare with PyTorch on a random input of this size (any size: padded like the Restorer); none: skip",
     )
     return parser.parse_args(argv)
 
 
+@command(failed=(ExportFailure,), memory_hint="check parity on a smaller --check-size")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     options = ExportOptions(
@@ -318,14 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_size=args.check_size,
     )
     started = time.perf_counter()
-    try:
-        path, result = export_checkpoint(args.checkpoint, args.output, options)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except ExportFailure as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+    path, result = export_checkpoint(args.checkpoint, args.output, options)
     meta = result.metadata
     layout = "N x H x W x 3 uint8 BGR" if meta.io == "uint8" else "N x 3 x H x W float32 RGB in [0, 1]"
     size_mb = path.stat().st_size / 1e6

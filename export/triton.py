@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from typing import Any
 
 import onnx
 
+from dsrir.cli import command, non_negative_int
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from export.engine_graph import TensorInfo, inspect_onnx
 from export.engine_plan import sidecar_path
 from export.engine_sidecar import EngineSidecar, read_sidecar
@@ -260,7 +260,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--preferred-batch-size", type=int, nargs="*", default=[], help="dynamic batching's preferred sizes"
     )
-    parser.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batching's wait for a batch")
+    parser.add_argument(
+        "--max-queue-delay-us", type=non_negative_int, default=100, help="dynamic batching's wait for a batch"
+    )
     parser.add_argument("--instances", type=int, default=1, help="model instances (instance_group count)")
     parser.add_argument(
         "--instance-kind",
@@ -289,13 +291,9 @@ def run(args: argparse.Namespace) -> list[str]:
     ]
 
 
+@command()
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        print("\n".join(run(args)))
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+    print("\n".join(run(parse_args(argv))))
     return 0
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dsrir.cli import command
 from runtime.uri import demo_clip_path
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 20, 4
@@ -101,7 +103,8 @@ def write_clip(path: Path, frames: list[np.ndarray]) -> None:
     writer.release()
 
 
-def main(argv: list[str] | None = None) -> int:
+@command()
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=demo_clip_path(), help="where to write (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -40,7 +40,7 @@ import numpy as np
 
 from dsrir.errors import error_line
 from runtime.frames import FrameRunner, Ticket
-from runtime.pipeline import END, POLL_S, Item, Sink, signals_to
+from runtime.pipeline import END, POLL_S, Item, Sink, announce_stop, signals_to
 from runtime.stats import MultiStats, StatusLine
 
 log = logging.getLogger(__name__)
@@ -479,6 +479,7 @@ class MultiPipeline:
         self.arrived.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        announce_stop(self.status, self.stats.total, first=not self.stop.is_set())
         self.request_stop("terminated" if signum == signal.SIGTERM else "interrupted")
 
     def run(self, handle_signals: bool = True) -> str:

@@ -80,6 +80,15 @@ def signals_to(handler: Callable[[int, FrameType | None], None], enabled: bool) 
             signal.signal(signum, old)
 
 
+def announce_stop(status: StatusLine, stats: RunStats, first: bool) -> None:
+    """Say at once what a stop signal does: finishing the queued frames can take many seconds at a few frames per
+    second, and a second signal leaves them (the output is still closed, with the frames written so far)."""
+    if first:
+        status.note(f"stopping: finishing {stats.pending()} queued frame(s) (Ctrl-C again to stop now)")
+    else:
+        status.note("stopping now: the output keeps the frames written so far")
+
+
 class Pipeline:
     """``run()`` returns how it ended: ``done``, ``interrupted`` (SIGINT), ``terminated`` (SIGTERM)."""
 
@@ -252,6 +261,7 @@ class Pipeline:
         self.stop.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        announce_stop(self.status, self.stats, first=not self.stop.is_set())
         self.request_stop("terminated" if signum == signal.SIGTERM else "interrupted")
 
     def run(self, handle_signals: bool = True) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from dsrir.cli import command, non_negative_int, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 
 PYTRITON_HINT = "runtime.serve needs NVIDIA PyTriton: pip install nvidia-pytriton (serves under Python 3.13, not 3.11)"
 DEFAULT_NAME = "dsrir"
@@ -41,11 +41,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, required=True, help=".onnx (ONNX Runtime) or .engine (TensorRT)")
     parser.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")
     parser.add_argument("--name", default=DEFAULT_NAME, help="model name clients ask for")
-    parser.add_argument("--http-port", type=int, default=8000, help="Triton's HTTP port")
-    parser.add_argument("--grpc-port", type=int, default=8001, help="Triton's gRPC port")
-    parser.add_argument("--metrics-port", type=int, default=8002, help="Triton's metrics port")
-    parser.add_argument("--max-batch-size", type=int, default=4, help="frames Triton may batch into one inference")
-    parser.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batching's wait for a batch")
+    parser.add_argument("--http-port", type=positive_int, default=8000, help="Triton's HTTP port")
+    parser.add_argument("--grpc-port", type=positive_int, default=8001, help="Triton's gRPC port")
+    parser.add_argument("--metrics-port", type=positive_int, default=8002, help="Triton's metrics port")
+    parser.add_argument(
+        "--max-batch-size", type=positive_int, default=4, help="frames Triton may batch into one inference"
+    )
+    parser.add_argument(
+        "--max-queue-delay-us", type=non_negative_int, default=100, help="dynamic batching's wait for a batch"
+    )
     parser.add_argument(
         "--no-shared-memory",
         dest="shared_memory",
@@ -102,8 +106,6 @@ def serve(args: argparse.Namespace) -> None:
     from runtime.backends import open_backend
 
     expose_libpython()
-    if args.max_batch_size < 1:
-        raise DSRIRError(f"--max-batch-size {args.max_batch_size}: expected at least 1")
     backend = open_backend(args.model, "auto", args.plugin_lib)
     input_name, output_name = io_names(args.model)
     dtype = np.uint8 if backend.io == "uint8" else np.float32
@@ -148,15 +150,9 @@ def io_names(model: Path) -> tuple[str, str]:
     return sidecar.inputs[0]["name"], sidecar.outputs[0]["name"]
 
 
+@command(interrupted="stopped by Ctrl-C")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        serve(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    serve(parse_args(argv))
     return 0
 
 

@@ -143,8 +143,9 @@ class FrameSource:
 class VideoCaptureSource(FrameSource):
     """OpenCV VideoCapture over a camera index/device, file, URL or GStreamer pipeline.
 
-    On a file, a failed grab before the known frame count is skipped and counted (a damaged packet), and the
-    end of the file ends the stream or, with ``loop``, rewinds to the first frame.
+    On a file, a failed grab before the known frame count is skipped and counted (a damaged packet); after
+    ``MAX_CONSECUTIVE_SKIPS`` in a row the file is taken to end there (truncated), and every frame its container still
+    counts is skipped too. The end of the file ends the stream or, with ``loop``, rewinds to the first frame.
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class VideoCaptureSource(FrameSource):
         self.loop = loop and not live
         self.skipped_frames = 0
         self._delivered = 0  # frames delivered in the current pass over a file
+        self._pass_skipped = 0  # and frames skipped in it
         self._closed = False
         self._cap = cv2.VideoCapture(target, api, params or [])
         if not self._cap.isOpened():
@@ -191,19 +193,26 @@ class VideoCaptureSource(FrameSource):
                 return _as_bgr(frame)
             if self.live:
                 return None
-            inside = self.frame_count is not None and self._delivered + self.skipped_frames < self.frame_count
-            if inside and failures < MAX_CONSECUTIVE_SKIPS:
+            missing = (self.frame_count or 0) - self._delivered - self._pass_skipped
+            if missing > 0 and failures < MAX_CONSECUTIVE_SKIPS:
                 failures += 1
-                self.skipped_frames += 1
+                self._skip(1)
                 log.warning("%s: skipped an unreadable frame", self.description)
                 continue
+            if missing > 0:  # gave up inside the file: the frames it still counts never come
+                self._skip(missing)
+                log.warning("%s: ends %d frame(s) before its frame count (truncated?)", self.description, missing)
             if self.loop and self._delivered > 0 and self._rewind():
                 failures = 0
                 continue
             return None
 
+    def _skip(self, frames: int) -> None:
+        self._pass_skipped += frames
+        self.skipped_frames += frames
+
     def _rewind(self) -> bool:
-        self._delivered = 0
+        self._delivered = self._pass_skipped = 0
         return bool(self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0))
 
     def close(self) -> None:
@@ -372,14 +381,14 @@ def _open_camera(spec: SourceSpec, width: int | None, height: int | None, rate: 
     found = video_devices()
     listing = ", ".join(found) if found else "none found"
     if os.name == "posix" and not Path(device).exists():
-        raise DSRIRError(f"--input {spec.location!r}: no camera at {device}; video devices: {listing}")
+        raise DSRIRError(f"--input {spec.typed!r}: no camera at {device}; video devices: {listing}")
     api = getattr(cv2, "CAP_V4L2", cv2.CAP_ANY)
     try:
         return VideoCaptureSource(
             target, api, live=True, description=f"camera {device}", width=width, height=height, rate=rate
         )
     except DSRIRError:
-        raise DSRIRError(f"--input {spec.location!r}: cannot open camera {device}; video devices: {listing}") from None
+        raise DSRIRError(f"--input {spec.typed!r}: cannot open camera {device}; video devices: {listing}") from None
 
 
 def _open_stream(spec: SourceSpec, latency_ms: int | None) -> FrameSource:
@@ -458,7 +467,7 @@ def open_source(
     if spec.kind in ("file", "demo"):
         path = Path(spec.location)
         if not path.is_file():
-            raise DSRIRError(f"--input {spec.location!r}: {path} does not exist")
+            raise DSRIRError(f"--input {spec.typed!r}: {path} does not exist")
         description = "demo clip" if spec.kind == "demo" else f"file {path}"
         return VideoCaptureSource(str(path), cv2.CAP_FFMPEG, live=False, description=description, loop=loop)
     if spec.kind == "images":

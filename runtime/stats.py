@@ -48,6 +48,11 @@ class RunStats:
             if self.timed_since is not None:
                 self.samples[stage].append(seconds * 1000.0)
 
+    def pending(self) -> int:
+        """Frames read and not yet written (nor dropped): what a stop still has to finish."""
+        with self.lock:
+            return max(0, self.counts["frames_in"] - self.counts["frames_out"] - self.counts["dropped"])
+
     def frame_written(self) -> None:
         """Counts an output frame; the clock for FPS starts once ``warmup`` frames are out."""
         with self.lock:
@@ -143,6 +148,13 @@ class StatusLine:
         self.bar.update(out - self.shown)
         self.shown = out
         self.bar.set_postfix_str(self.stats.status(), refresh=True)
+
+    def note(self, text: str) -> None:
+        """One line on stderr above the bar (the bar is redrawn below it)."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dsrir.errors import DSRIRError
@@ -37,10 +37,16 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What ``--input`` names: ``kind`` is camera, csi, file, stream, images, gst or demo."""
+    """What ``--input`` names: ``kind`` is camera, csi, file, stream, images, gst or demo; ``text`` is the value as
+    typed (``cam7`` for location ``7``), which errors quote."""
 
     kind: str
     location: str
+    text: str = field(default="", compare=False)
+
+    @property
+    def typed(self) -> str:
+        return self.text or self.location
 
     @property
     def live(self) -> bool:
@@ -68,6 +74,10 @@ def _input_error(text: str, why: str = "") -> DSRIRError:
 
 def parse_input(text: str) -> SourceSpec:
     """Classify an ``--input`` value; local paths must exist (a typo fails here, not mid-run)."""
+    return replace(_classify_input(text), text=text)
+
+
+def _classify_input(text: str) -> SourceSpec:
     value = text.strip()
     if not value:
         raise _input_error(text, "empty")
@@ -189,7 +199,7 @@ def output_paths(sink: SinkSpec, source: SourceSpec) -> list[Path]:
         duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
         if duplicates:
             raise DSRIRError(
-                f"--input {source.location!r}: several images are named {duplicates[0]} and the output keeps the "
+                f"--input {source.typed!r}: several images are named {duplicates[0]} and the output keeps the "
                 f"names; use an --output pattern such as {folder / '%06d.png'}"
             )
         return [folder, *(folder / name for name in names)]

@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from runtime.backends import BACKENDS
 from runtime.backends.trt_buffers import FIT_MODES
 
 if TYPE_CHECKING:
     from dsrir.paths import InputSet
+    from runtime.stats import RunStats
     from runtime.uri import SinkSpec, SourceSpec
 
 DEGRADATIONS = ("none", "noise", "rain", "haze")
@@ -65,12 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io.add_argument("--mosaic", action="store_true", help="several inputs: tile every stream into the one --output")
     io.add_argument("--no-output", action="store_true", help="restore without writing anything (benchmarking)")
-    io.add_argument("--input-width", type=int, default=None, help="camera/CSI capture width")
-    io.add_argument("--input-height", type=int, default=None, help="camera/CSI capture height")
-    io.add_argument("--input-rate", type=float, default=None, help="camera/CSI fps, or an image folder's nominal fps")
+    io.add_argument("--input-width", type=positive_int, default=None, help="camera/CSI capture width")
+    io.add_argument("--input-height", type=positive_int, default=None, help="camera/CSI capture height")
+    io.add_argument(
+        "--input-rate", type=positive_float, default=None, help="camera/CSI fps, or an image folder's nominal fps"
+    )
     io.add_argument("--input-loop", action="store_true", help="rewind files, the demo and image folders at the end")
-    io.add_argument("--input-latency", type=int, default=None, help="RTSP jitter buffer in ms")
-    io.add_argument("--reconnect", type=int, default=3, help="reconnection attempts for live sources")
+    io.add_argument("--input-latency", type=non_negative_int, default=None, help="RTSP jitter buffer in ms")
+    io.add_argument("--reconnect", type=non_negative_int, default=3, help="reconnection attempts for live sources")
     io.add_argument("--headless", action="store_true", help="never open a window (display:// becomes no output)")
     io.add_argument("--side-by-side", action="store_true", help="output = input | restored, side by side")
     io.add_argument("--degrade", choices=DEGRADATIONS, default="none", help="add synthetic degradation to the input")
@@ -86,22 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")
     model.add_argument("--fit", choices=FIT_MODES, default="error", help="frames larger than the engine's profile")
     run = parser.add_argument_group("run")
-    run.add_argument("--max-frames", type=int, default=None, help="stop after this many input frames (per input)")
+    run.add_argument(
+        "--max-frames", type=positive_int, default=None, help="stop after this many input frames (per input)"
+    )
     run.add_argument(
         "--max-batch",
-        type=int,
+        type=positive_int,
         default=None,
         help="several inputs: most frames per inference; default: the number of inputs, capped by the model's "
         "largest batch (a TensorRT engine: 1)",
     )
     run.add_argument(
         "--batch-wait-ms",
-        type=float,
+        type=non_negative_float,
         default=10.0,
         help="several inputs: once a batch has a frame, how long it waits for the other streams' frames",
     )
-    run.add_argument("--warmup", type=int, default=3, help="frames run before timing starts")
-    run.add_argument("--queue-size", type=int, default=4, help="frames each queue holds")
+    run.add_argument("--warmup", type=non_negative_int, default=3, help="frames run before timing starts")
+    run.add_argument("--queue-size", type=positive_int, default=4, help="frames each queue holds")
     run.add_argument("--stats", type=Path, default=None, help="write the run's statistics as JSON here")
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="hide the status line"
@@ -138,17 +144,6 @@ def degrader(kind: str, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | N
     return lambda frame: add_haze(frame, rng, airlight=0.8, beta=0.1)
 
 
-def _check(args: argparse.Namespace) -> None:
-    for flag in ("max_frames", "queue_size", "input_width", "input_height", "max_batch"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise DSRIRError(f"--{flag.replace('_', '-')} {value}: expected a positive number")
-    if args.warmup < 0 or args.reconnect < 0:
-        raise DSRIRError("--warmup and --reconnect must be 0 or more")
-    if args.batch_wait_ms < 0:
-        raise DSRIRError(f"--batch-wait-ms {args.batch_wait_ms:g}: expected 0 or more")
-
-
 def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | str, stats: Path | None) -> InputSet:
     """Before any work: no output (the file, the image folder and the images it will hold, ``--stats``) may be or
     lie inside an input (the clip, the image folder or its images, the model). Returns the inputs, which the sink
@@ -160,6 +155,15 @@ def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | s
     outputs = [("--output", path) for path in output_paths(sink_spec, source_spec)]
     refuse_overwriting_inputs([*outputs, ("--stats", stats)], inputs)
     return inputs
+
+
+def nothing_read(stats: RunStats) -> str | None:
+    """Why an input that ended without one readable frame (all images unreadable, an empty clip) failed: a run that
+    restored nothing is not a success. None when it delivered frames."""
+    if stats.counts["frames_in"]:
+        return None
+    skipped = stats.counts["skipped"]
+    return "no readable frame" + (f" ({skipped} unreadable skipped)" if skipped else "")
 
 
 def _with_placeholder(text: str) -> str:
@@ -264,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
     from runtime.stats import RunStats
     from runtime.uri import keeps_input_names
 
-    _check(args)
+    if args.no_output and args.output:
+        raise DSRIRError(f"--no-output and --output {args.output[0]!r}: --no-output writes nothing; drop one of them")
     texts = args.input or ["demo"]
     if len(texts) > 1:
         return run_streams(args, texts)
@@ -318,6 +323,8 @@ def run(args: argparse.Namespace) -> int:
     print(stats.table(), file=sys.stderr)
     if args.stats is not None:
         stats.write_json(args.stats)
+    if ended == "done" and (empty := nothing_read(stats)):
+        raise DSRIRError(f"--input {input_text!r}: {empty}")
     return EXIT_CODES[ended]
 
 
@@ -406,26 +413,21 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
     print(stats.table(), file=sys.stderr)
     if args.stats is not None:
         stats.write_json(args.stats)
-    for index, exc in pipeline.failures:
-        print(f"error: stream {index} ({texts[index]}): {failure_text(exc)}", file=sys.stderr)
-    if pipeline.failures and ended == "done":
+    failures = {index: failure_text(exc) for index, exc in pipeline.failures}
+    if ended == "done":
+        for index, stream_stats in enumerate(stats.streams):
+            if index not in failures and (empty := nothing_read(stream_stats)):
+                failures[index] = empty
+    for index, why in sorted(failures.items()):
+        print(f"error: stream {index} ({texts[index]}): {why}", file=sys.stderr)
+    if failures and ended == "done":
         return 1
     return EXIT_CODES[ended]
 
 
+@command(memory_hint="restore smaller frames (--input-width/--input-height, or --fit)", worker_errors=True)
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a worker's failure, re-raised by the pipeline: one line, not a traceback
-        print(f"error: {type(exc).__name__}: {error_line(exc)}", file=sys.stderr)
-        return 1
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ input); queueing rules use fake sources, sinks and backends, so every test here 
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -291,7 +292,6 @@ def test_no_output_may_overwrite_any_input(graph: Path, tmp_path: Path, capsys: 
         (["a.avi", "b.avi"], ["--mosaic"], ["--mosaic", "once"]),
         (["out_{stream}.avi"], ["--mosaic"], ["drop one"]),
         (["display://0", "display://0"], [], ["given for inputs 0 and 1"]),
-        (["a.avi"], ["--max-batch", "0"], ["--max-batch 0"]),
     ],
 )
 def test_ambiguous_outputs_are_one_line_errors(
@@ -416,6 +416,20 @@ def test_stop_drains_every_stream() -> None:
     assert pipeline.run(handle_signals=False) == "interrupted"
     for sink, stream in zip(sinks, stats.streams):
         assert 0 < len(sink.frames) == stream.counts["frames_in"] < 1000 and sink.closed.is_set()
+
+
+def test_ctrl_c_says_it_drains_every_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    """As a single stream: one line when the drain starts, one when a second Ctrl-C leaves the queued frames."""
+    sources = [FakeSource(frames_of(i, 1000), period_s=0.002) for i in range(2)]
+    sinks = [ListSink() for _ in sources]
+    stats = MultiStats(["a", "b"])
+    setups = [StreamSetup(source, open_sink=constant(sink)) for source, sink in zip(sources, sinks)]
+    pipeline = MultiPipeline(setups, FrameRunner(CountingIdentity()), stats, max_batch=2)  # type: ignore[arg-type]
+    threading.Timer(0.3, pipeline._on_signal, (signal.SIGINT, None)).start()
+    assert pipeline.run(handle_signals=False) == "interrupted"
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("stopping: finishing ") and line.endswith(" queued frame(s) (Ctrl-C again to stop now)")
+    assert all(sink.closed.is_set() for sink in sinks)
 
 
 def test_an_inference_error_ends_the_run() -> None:

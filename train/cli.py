@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from dsrir.atomic import write_text_atomic
+from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.degradations import FAMILIES
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
 from train.config import MODE_TASKS, TrainConfig
 from train.distributed import init_distributed, shutdown
-from train.trainer import Trainer
+from train.trainer import Trainer, TrainSummary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--samples-per-epoch",
-        type=int,
+        type=positive_int,
         help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic",
     )
     data.add_argument(
@@ -77,25 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the training pairs/photos held out for validation (never the test sets)",
     )
     data.add_argument(
-        "--val-size", type=int, default=defaults.val_size, help="validation images are centre-cropped to this"
+        "--val-size", type=positive_int, default=defaults.val_size, help="validation images are centre-cropped to this"
     )
-    data.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
+    data.add_argument("--workers", type=non_negative_int, default=defaults.workers, help="data-loading processes")
 
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--preset", choices=list(PRESETS), default=defaults.preset, help="architecture")
-    model.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs")
+    model.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="total epochs")
     model.add_argument(
         "--epoch-chg",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=list(defaults.epoch_chg),
         help="last epoch of each progressive stage",
     )
-    model.add_argument("--patch-size", type=int, nargs="+", default=list(defaults.patch_size), help="patch per stage")
-    model.add_argument("--batch-size", type=int, nargs="+", default=list(defaults.batch_size), help="batch per stage")
-    model.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="AdamW base learning rate")
-    model.add_argument("--min-lr", type=float, default=defaults.min_lr, help="learning rate at the end of the cosine")
-    model.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs, help="linear warm-up epochs")
+    model.add_argument(
+        "--patch-size", type=positive_int, nargs="+", default=list(defaults.patch_size), help="patch per stage"
+    )
+    model.add_argument(
+        "--batch-size", type=positive_int, nargs="+", default=list(defaults.batch_size), help="batch per stage"
+    )
+    model.add_argument(
+        "--learning-rate", type=positive_float, default=defaults.learning_rate, help="AdamW base learning rate"
+    )
+    model.add_argument(
+        "--min-lr", type=non_negative_float, default=defaults.min_lr, help="learning rate at the end of the cosine"
+    )
+    model.add_argument(
+        "--warmup-epochs", type=non_negative_int, default=defaults.warmup_epochs, help="linear warm-up epochs"
+    )
     model.add_argument(
         "--vgg19-weights",
         type=Path,
@@ -111,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--ema-decay",
-        type=float,
+        type=non_negative_float,
         default=defaults.ema_decay,
         help="keep an exponential moving average of the weights (BasicSR's ema_decay), averaging the last "
         "~1/(1-decay) steps; validation, model_best.pth and weights read from the checkpoints use it; 0: off",
@@ -124,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--session", default=defaults.session, help="run name: checkpoints go to SAVE_DIR/MODE/models/SESSION"
     )
     run.add_argument("--save-dir", type=Path, default=defaults.save_dir, help="experiments folder")
-    run.add_argument("--val-epochs", type=int, default=defaults.val_epochs, help="validate every N epochs")
+    run.add_argument("--val-epochs", type=positive_int, default=defaults.val_epochs, help="validate every N epochs")
     run.add_argument(
         "--resume",
         nargs="?",
@@ -138,10 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHTS",
         help="fine-tune: start from these weights (.pth or .safetensors) with a fresh optimiser and schedule",
     )
-    run.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total (checkpoint kept)")
+    run.add_argument(
+        "--max-steps", type=positive_int, help="stop after this many optimiser steps in total (checkpoint kept)"
+    )
     run.add_argument(
         "--max-minutes",
-        type=float,
+        type=positive_float,
         help="stop after this much training time in this run (checkpoint kept; --resume continues): bounded GPU slots",
     )
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -163,10 +176,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
-    return f"warning: {message}\n"
-
-
+@command(
+    interrupted="interrupted before training started; once it runs, Ctrl-C saves model_latest.pth",
+    memory_hint="lower --batch-size or --patch-size",
+)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -185,32 +198,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.degradation_set  # noqa: B018 (checked before anything starts)
     except DSRIRError as exc:
         parser.error(str(exc))
-    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
+    ctx = init_distributed(cfg.device)
     try:
-        ctx = init_distributed(cfg.device)
-        try:
-            summary = Trainer(cfg, ctx).run()
-        finally:
-            shutdown(ctx)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+        trainer = Trainer(cfg, ctx)
+        if trainer.start_epoch > cfg.epochs:
+            raise DSRIRError(
+                f"nothing to train: the checkpoint resumed from already completed {trainer.start_epoch - 1} "
+                f"epoch(s) of --epochs {cfg.epochs}; raise --epochs to train further"
+            )
+        summary = trainer.run()
+    finally:
+        shutdown(ctx)
     if ctx.is_main:
-        best = "n/a" if summary.best_psnr is None else f"{summary.best_psnr:.2f} dB"
-        rows = [
-            ("epochs completed", f"{summary.epochs_completed}/{cfg.epochs}"),
-            ("optimiser steps", str(summary.global_step)),
-            ("best validation PSNR", best),
-            ("time", f"{summary.seconds:.1f} s"),
-            ("latest checkpoint", str(summary.last_checkpoint)),
-        ]
-        if summary.stopped_early:
-            rows.append(("resume with", "python -m train ... --resume" + (" (without --init)" if cfg.init else "")))
+        rows = summary_rows(summary, cfg)
         print("\n".join(f"{k:<22} {v}" for k, v in rows))
-        summary_path = cfg.results_dir / "train_summary.json"
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(dict(rows), indent=2) + "\n")
+        write_text_atomic(cfg.results_dir / "train_summary.json", json.dumps(dict(rows), indent=2) + "\n")
     return 0
+
+
+def summary_rows(summary: TrainSummary, cfg: TrainConfig) -> list[tuple[str, str]]:
+    """The end-of-run table; a checkpoint is named, and --resume suggested, only when one was written."""
+    best = "n/a" if summary.best_psnr is None else f"{summary.best_psnr:.2f} dB"
+    saved = summary.last_checkpoint.is_file()
+    rows = [
+        ("epochs completed", f"{summary.epochs_completed}/{cfg.epochs}"),
+        ("optimiser steps", str(summary.global_step)),
+        ("best validation PSNR", best),
+        ("time", f"{summary.seconds:.1f} s"),
+        ("latest checkpoint", str(summary.last_checkpoint) if saved else "none written (no step was trained)"),
+    ]
+    if summary.stopped_early and saved:
+        rows.append(("resume with", "python -m train ... --resume" + (" (without --init)" if cfg.init else "")))
+    return rows
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,12 @@ import torch
 
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth, save_safetensors
+from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.cost import REFERENCE_SIZE, SIZE_720P, count_flops, count_params
-from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
 from train.data import TrainData, build_data
 from train.distributed import resolve_device
@@ -65,10 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     pruning = parser.add_argument_group("pruning")
     pruning.add_argument("--importance", choices=list(NORMS), default="l2", help="channel magnitude norm")
     pruning.add_argument(
-        "--round-to", type=int, default=8, help="channel counts stay multiples of this (tensor cores like 8)"
+        "--round-to", type=positive_int, default=8, help="channel counts stay multiples of this (tensor cores like 8)"
     )
     pruning.add_argument(
-        "--iterative-steps", type=int, default=1, help="pruning steps per candidate, importance re-ranked between"
+        "--iterative-steps",
+        type=positive_int,
+        default=1,
+        help="pruning steps per candidate, importance re-ranked between",
     )
 
     data = parser.add_argument_group("fine-tuning data (without any, the network is pruned but not fine-tuned)")
@@ -78,18 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--mode", choices=list(MODE_TASKS), help="degradations; default the checkpoint's mode, else all_in_one"
     )
-    data.add_argument("--samples-per-epoch", type=int, help="default the CSV's pair count, or max(photos, 1000)")
+    data.add_argument(
+        "--samples-per-epoch", type=positive_int, help="default the CSV's pair count, or max(photos, 1000)"
+    )
     data.add_argument("--val-fraction", type=float, default=0.02, help="share held out to score before/after")
-    data.add_argument("--val-size", type=int, default=256, help="validation images are centre-cropped to this")
-    data.add_argument("--workers", type=int, default=TrainConfig().workers, help="data-loading processes")
+    data.add_argument("--val-size", type=positive_int, default=256, help="validation images are centre-cropped to this")
+    data.add_argument("--workers", type=non_negative_int, default=TrainConfig().workers, help="data-loading processes")
 
     tune = parser.add_argument_group("fine-tuning")
-    tune.add_argument("--steps", type=int, help="optimiser steps; default 1000 with data, 0 without")
-    tune.add_argument("--batch-size", type=int, default=8, help="patches per step")
-    tune.add_argument("--patch-size", type=int, default=128, help="training patch edge in pixels")
-    tune.add_argument("--learning-rate", type=float, default=2e-4, help="AdamW rate, cosine-decayed over the steps")
+    tune.add_argument("--steps", type=non_negative_int, help="optimiser steps; default 1000 with data, 0 without")
+    tune.add_argument("--batch-size", type=positive_int, default=8, help="patches per step")
+    tune.add_argument("--patch-size", type=positive_int, default=128, help="training patch edge in pixels")
     tune.add_argument(
-        "--distill-weight", type=float, default=1.0, help="weight of L1(student, teacher) next to the --loss term"
+        "--learning-rate", type=positive_float, default=2e-4, help="AdamW rate, cosine-decayed over the steps"
+    )
+    tune.add_argument(
+        "--distill-weight",
+        type=non_negative_float,
+        default=1.0,
+        help="weight of L1(student, teacher) next to the --loss term",
     )
     tune.add_argument(
         "--loss", choices=LOSSES, default="paper", help="the objective against the clean target (as python -m train)"
@@ -140,11 +149,6 @@ def load_data(args: argparse.Namespace, mode: str) -> TrainData | None:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    for flag, value in (("--round-to", args.round_to), ("--iterative-steps", args.iterative_steps)):
-        if value < 1:
-            raise DSRIRError(f"{flag} {value}: must be at least 1")
-    if args.steps is not None and args.steps < 0:
-        raise DSRIRError(f"--steps {args.steps}: must not be negative")
     if args.output is not None and args.output.suffix not in (".pth", ".safetensors"):
         raise DSRIRError(f"--output {args.output}: expected a .pth or .safetensors file name")
 
@@ -257,14 +261,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@command(memory_hint="lower --batch-size or --patch-size")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
-    try:
-        run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+    run(build_parser().parse_args(argv))
     return 0
 
 

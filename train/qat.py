@@ -48,14 +48,15 @@ from calibration.qdq import high_precision_for, insert_qdq
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
+from dsrir.cli import command, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.errors import DSRIRError, error_line
+from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, DistillationL1Loss, build_loss
 from dsrir.model.arch import DSRIR
+from dsrir.onnx_file import load_onnx
 from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
 from export.onnx_parity import session
 from export.trt_version import DEFAULT_TARGET, parse_version
-from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
 from train.data import build_data, train_loader
 from train.distributed import resolve_device
@@ -132,12 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.val_fraction,
         help="share held out as in training (same --seed: the same photos/pairs stay unseen)",
     )
-    data.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes")
+    data.add_argument("--workers", type=non_negative_int, default=defaults.workers, help="data-loading processes")
     tuning = parser.add_argument_group("fine-tuning")
-    tuning.add_argument("--steps", type=int, default=2000, help="optimiser steps")
-    tuning.add_argument("--batch-size", type=int, default=defaults.batch_size[0], help="patches per step")
-    tuning.add_argument("--patch-size", type=int, default=defaults.patch_size[0], help="training patch side")
-    tuning.add_argument("--learning-rate", type=float, default=1e-5, help="AdamW learning rate of the weights")
+    tuning.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps")
+    tuning.add_argument("--batch-size", type=positive_int, default=defaults.batch_size[0], help="patches per step")
+    tuning.add_argument("--patch-size", type=positive_int, default=defaults.patch_size[0], help="training patch side")
+    tuning.add_argument("--learning-rate", type=positive_float, default=1e-5, help="AdamW learning rate of the weights")
     tuning.add_argument(
         "--scales",
         choices=("learnable", "fixed"),
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--scale-learning-rate",
-        type=float,
+        type=positive_float,
         default=1e-3,
         help="Adam learning rate of the ranges' log gains (about the relative change per step)",
     )
@@ -170,13 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------- inputs
-def load_graph(path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, OSError and others for missing or foreign files
-        raise DSRIRError(f"--onnx {path}: not a readable ONNX file ({type(exc).__name__})") from None
-
-
 def check_graph_weights(graph: onnx.ModelProto, sites: dict[str, ConvSite], model: nn.Module, path: Path) -> None:
     """Refuse a graph of another architecture; warn when it holds other weights (its ranges may not fit)."""
     initializers = {init.name: init for init in graph.graph.initializer}
@@ -380,17 +374,14 @@ def export_qat(
 
 def check_args(args: argparse.Namespace) -> None:
     parse_version(args.target_trt, "--target-trt")  # before minutes of fine-tuning, not after
-    for flag in ("steps", "batch_size", "patch_size"):
-        if getattr(args, flag) < 1:
-            raise DSRIRError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
 
 
 def run(args: argparse.Namespace) -> QATSummary:
     started = time.time()
     check_args(args)
     model, weights = load_model(args.checkpoint)
-    base = Ranges.load(args.ranges)
-    graph = load_graph(args.onnx)
+    base = Ranges.load(args.ranges, "--ranges")
+    graph = load_onnx(args.onnx, "--onnx")
     sites = conv_sites(graph)
     check_graph_weights(graph, sites, model, args.onnx)
     mode = args.mode or str(weights.metadata.get("mode") or "all_in_one")
@@ -450,17 +441,9 @@ def summary_rows(summary: QATSummary) -> list[tuple[str, str]]:
     return rows + [(name, str(path)) for name, path in summary.files.items()]
 
 
+@command(failed=(ExportFailure,), memory_hint="lower --batch-size or --patch-size")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    warnings.formatwarning = one_line_warning  # a CLI user needs the message, not the source line
-    try:
-        summary = run(args)
-    except DSRIRError as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
-    except ExportFailure as exc:
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+    summary = run(build_parser().parse_args(argv))
     rows = summary_rows(summary)
     print("\n".join(f"{k:<22} {v}" for k, v in rows))
     path = summary.files["checkpoint"].parent / SUMMARY_NAME

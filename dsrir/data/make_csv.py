@@ -14,14 +14,14 @@ The output may not lie inside a source folder it reads.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from dsrir.atomic import write_text_atomic
+from dsrir.cli import command, positive_int
 from dsrir.errors import DSRIRError
 from dsrir.imageio import is_image_file, list_images
 from dsrir.paths import refuse_overwriting_inputs, resolved
@@ -145,13 +145,6 @@ def build_rows(root: Path, mode: str, ots_count: int, rain_repeat: int, seed: in
     return rows, summaries
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dsrir.data.make_csv",
@@ -183,14 +176,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ots-count",
-        type=_positive_int,
+        type=positive_int,
         default=5000,
         metavar="N",
         help="random RESIDE OTS clean images, one random hazy version each (default: %(default)s)",
     )
     parser.add_argument(
         "--rain-repeat",
-        type=_positive_int,
+        type=positive_int,
         default=25,
         metavar="N",
         help="times the Rain100L pair list is repeated (default: %(default)s)",
@@ -201,16 +194,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+@command()
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     output = args.output or Path(f"datasets/train/train_{args.mode}.csv")
-    try:
-        replacing = check_output(output, args.train_dir, args.mode, args.force)
-        rows, summaries = build_rows(args.train_dir, args.mode, args.ots_count, args.rain_repeat, args.seed)
-        write_text_atomic(output, "".join(f"{row}\n" for row in rows))
-    except (DSRIRError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    replacing = check_output(output, args.train_dir, args.mode, args.force)
+    rows, summaries = build_rows(args.train_dir, args.mode, args.ots_count, args.rain_repeat, args.seed)
+    write_text_atomic(output, "".join(f"{row}\n" for row in rows))
     print(f"wrote {len(rows)} rows to {output}: {', '.join(summaries)}")
     if replacing:
         print(f"replaced the shipped {output} (--force); git checkout -- {output} brings the official one back")

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from dsrir.errors import DSRIRError
+from dsrir.onnx_file import load_onnx
 from export.metadata import read_metadata
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
 from runtime.backends.trt_buffers import Profile
@@ -48,7 +49,7 @@ class OrtBackend:
         AMD EPYC, 2026-12-06). For measuring TensorRT's INT8 quality on a CPU, not for speed."""
         import onnxruntime as ort  # type: ignore[import-untyped]
 
-        model = onnx.load(str(path))
+        model = load_onnx(path, "--model")
         try:
             meta = read_metadata(model)
         except KeyError as exc:
