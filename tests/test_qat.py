@@ -201,7 +201,8 @@ def test_quantize_model_ties_shared_tensors_and_learned_ranges_round_trip(export
     quantized = {name for name, m in model.named_modules() if isinstance(m, FakeQuantConv2d)}
     assert quantized == {p for p in exported.sites if is_quantized_module(p)}
     assert not any(".PA.conv_du." in name for name in quantized)  # the attention MLP stays floating point
-    assert model.ebd.input_range is model.usau_1.conv_in.input_range  # both read the graph input
+    assert "ebd" not in quantized  # the image embedding stays floating point too
+    assert model.usau_1.conv_in.input_range is model.usau_2.conv_in.input_range  # both read the graph input
     readers = {s.input for s in exported.sites.values() if s.module in quantized}
     assert len({id(m.input_range) for m in model.modules() if isinstance(m, FakeQuantConv2d)}) == len(readers)
 
