@@ -54,7 +54,7 @@ from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, EvalSet, synthetic_sets  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
-from export.onnx import save_onnx  # noqa: E402
+from export.onnx.build import save_onnx  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
 

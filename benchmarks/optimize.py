@@ -44,10 +44,10 @@ from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, synthetic_sets  # noqa: E402
+from dsrir.graph.metadata import read_metadata, write_metadata  # noqa: E402
 from dsrir.metrics import score  # noqa: E402
 from dsrir.model.cost import SIZE_720P, count_flops, count_params  # noqa: E402
-from export.metadata import read_metadata, write_metadata  # noqa: E402
-from export.onnx import ExportOptions, export_checkpoint, save_onnx  # noqa: E402
+from export.onnx.build import ExportOptions, export_checkpoint, save_onnx  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.backends.onnxruntime_backend import OrtBackend  # noqa: E402
 

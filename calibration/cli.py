@@ -37,10 +37,10 @@ from calibration.ranges import Ranges
 from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from export.onnx import save_onnx
-from export.trt_import_rules import check_for_target
-from export.trt_import_rules import summary as import_summary
-from export.trt_version import DEFAULT_TARGET, parse_version, short
+from dsrir.trt.import_rules import check_for_target
+from dsrir.trt.import_rules import summary as import_summary
+from dsrir.trt.version import DEFAULT_TARGET, parse_version, short
+from export.onnx.build import save_onnx
 
 RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
 QDQ_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_int8_cpu.onnx"

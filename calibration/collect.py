@@ -24,7 +24,7 @@ from calibration.calibrators import HISTOGRAM_BINS, Calibrator, make_calibrator
 from calibration.dataset import CalibrationSet, file_sha256
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
-from export.metadata import read_metadata
+from dsrir.graph.metadata import read_metadata
 
 if TYPE_CHECKING:
     import onnxruntime as ort

@@ -44,7 +44,7 @@ from calibration.qdq import fp32_export_metadata
 from calibration.ranges import conv_sites, is_quantized_module
 from dsrir.atomic import atomic_path
 from dsrir.errors import DSRIRError, error_line
-from export.metadata import write_metadata
+from dsrir.graph.metadata import write_metadata
 from runtime.backends.cpu_int8 import FULL_RANGE, REDUCED_RANGE, largest_weight_code
 
 PRECISION = "int8-cpu"

@@ -24,7 +24,7 @@ recommendations of its developer guide ("Working with Quantized Types"):
 High precision: a strongly typed build (TensorRT 10.x with Q/DQ graphs, the only mode of 11.x) computes every
 non-INT8 layer in the graph's own type, and a DequantizeLinear outputs its scale's type. ``high_precision="fp16"``
 (for TensorRT 10/11) therefore makes everything that is not INT8 FP16: scales, weights of the float convolutions,
-every activation, with float32 only at the graph's input and output (:mod:`export.graph_fp16`). FP16 Q/DQ types
+every activation, with float32 only at the graph's input and output (:mod:`dsrir.graph.fp16`). FP16 Q/DQ types
 need opset 19 (QuantizeLinear/DequantizeLinear-19 take float16), which TensorRT 8.x cannot parse: for 8.6 keep
 ``fp32`` and build with the INT8 and FP16 flags.
 """
@@ -40,10 +40,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from calibration.ranges import INT8_MAX, ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
-from export.engine_graph import PLUGIN_OP, QDQ_OPS
-from export.graph_checks import check_graph
-from export.graph_edit import replace_nodes
-from export.metadata import ExportMetadata, read_metadata, write_metadata
+from dsrir.graph.checks import check_graph
+from dsrir.graph.edit import replace_nodes
+from dsrir.graph.metadata import ExportMetadata, read_metadata, write_metadata
+from export.engine.graph import PLUGIN_OP, QDQ_OPS
 
 PRECISION = "int8-qdq"
 HIGH_PRECISIONS = ("fp32", "fp16")
@@ -98,7 +98,7 @@ def _to_fp16(quantized: onnx.ModelProto) -> onnx.ModelProto:
     Opset 18 -> 19 changes no op a DSRIR graph uses except by adding types (Cast, Reshape, Resize, Shape,
     Q/DQ), so the version is restamped rather than converted.
     """
-    from export.graph_fp16 import convert_to_fp16
+    from dsrir.graph.fp16 import convert_to_fp16
 
     for opset in quantized.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version < FP16_QDQ_OPSET:

@@ -3,7 +3,7 @@
 A cache lets TensorRT 8.x/10.x build an INT8 engine from the FP32 ONNX without running a calibrator. TensorRT
 only accepts a cache whose header carries its own version (10.x reads a ``TRT-8600-...`` cache as "does not match
 calibrator algorithm type" and recalibrates with no data), so the version is explicit (``--target-trt``). The
-format itself is read by :mod:`export.calib_cache`, which the engine builder uses.
+format itself is read by :mod:`dsrir.trt.calib_cache`, which the engine builder uses.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import onnx
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
 from dsrir.atomic import write_text_atomic
 from dsrir.errors import DSRIRError
-from export.calib_cache import read_calibration_cache
-from export.trt_version import Version, short
+from dsrir.trt.calib_cache import read_calibration_cache
+from dsrir.trt.version import Version, short
 
 LAST_WITH_CALIBRATORS = 10  # TensorRT 11 removed INT8 calibrators, and with them the cache
 

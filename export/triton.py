@@ -31,9 +31,9 @@ import onnx
 
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from export.engine_graph import TensorInfo, inspect_onnx
-from export.engine_plan import sidecar_path
-from export.engine_sidecar import EngineSidecar, read_sidecar
+from dsrir.trt.sidecar import EngineSidecar, read_sidecar
+from export.engine.graph import TensorInfo, inspect_onnx
+from export.engine.plan import sidecar_path
 
 TRITONCLIENT_HINT = (
     "export.triton builds Triton's model-config protobuf from tritonclient: pip install 'tritonclient[grpc]'"

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model, save_safetensors  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
-from export.onnx import ExportOptions, export_checkpoint  # noqa: E402
+from export.onnx.build import ExportOptions, export_checkpoint  # noqa: E402
 
 WEIGHTS_DIR = REPO / "weights"
 MAX_BYTES = 15 * 1024 * 1024  # what a git repository should carry per file

@@ -40,7 +40,7 @@ from calibration.qdq import qdq_structure
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
 from calibration.trt_cache import cache_header, check_cache_names, read_scales, write_calibration_cache
 from dsrir.errors import DSRIRError
-from export.metadata import read_metadata, write_metadata
+from dsrir.graph.metadata import read_metadata, write_metadata
 
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
 
@@ -131,7 +131,7 @@ def test_no_cache_for_tensorrt_11() -> None:
 @pytest.fixture(scope="module")
 def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dsrir.model import DSRIR, PRESETS
-    from export.onnx import ExportOptions, build_onnx, save_onnx
+    from export.onnx.build import ExportOptions, build_onnx, save_onnx
 
     torch.manual_seed(0)
     model = DSRIR(PRESETS["dsrir-xs"]).eval()

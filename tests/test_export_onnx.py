@@ -18,16 +18,17 @@ import torch
 
 from dsrir.checkpoint import official_checkpoint, read_weights, save_pth
 from dsrir.errors import DSRIRError
+from dsrir.graph.checks import check_graph
+from dsrir.graph.fp16 import convert_to_fp16
+from dsrir.graph.metadata import ExportMetadata, read_metadata
 from dsrir.model import DSRIR
 from dsrir.ops.patch_attention import PatchAttention
-from export import onnx_parity, plugin_nodes
-from export.graph_checks import check_graph
-from export.graph_fp16 import convert_to_fp16
-from export.metadata import ExportMetadata, read_metadata
-from export.onnx import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output, target_opset
-from export.onnx import main as export_main
-from export.trt_import_rules import TARGETS, check_for_target, summary
-from export.uint8_io import wrap_uint8_io
+from dsrir.trt.import_rules import TARGETS, check_for_target, summary
+from export.onnx import parity as onnx_parity
+from export.onnx import plugin_nodes
+from export.onnx.build import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output, target_opset
+from export.onnx.build import main as export_main
+from export.onnx.uint8_io import wrap_uint8_io
 from tests.conftest import briefly_trained_denoiser, natural_like_image
 
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
@@ -313,7 +314,7 @@ def test_failed_check_is_one_line_exit_1_and_writes_nothing(
     def failing(*args: object) -> None:
         raise ExportFailure("parity check failed: max abs error 1.00e+00 at 1x3x64x96 exceeds 1.0e-04")
 
-    monkeypatch.setattr("export.onnx.build_onnx", failing)
+    monkeypatch.setattr("export.onnx.build.build_onnx", failing)
     output = tmp_path / "never.onnx"
     assert export_main(["--checkpoint", str(checkpoint), "--output", str(output)]) == 1
     err = capsys.readouterr().err.strip().splitlines()

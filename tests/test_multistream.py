@@ -21,7 +21,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dsrir.errors import DSRIRError
-from export.metadata import ExportMetadata, write_metadata
+from dsrir.graph.metadata import ExportMetadata, write_metadata
 from runtime.frames import FrameRunner
 from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch
 from runtime.stats import MultiStats

@@ -22,10 +22,10 @@ from calibration.ort_int8 import quantize_for_cpu, weight_bits_of
 from calibration.qdq import insert_qdq, placement
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
-from export import onnx_parity
-from export.engine_graph import inspect_onnx
-from export.metadata import read_metadata, write_metadata
-from export.onnx import ExportOptions, build_onnx
+from dsrir.graph.metadata import read_metadata, write_metadata
+from export.engine.graph import inspect_onnx
+from export.onnx import parity as onnx_parity
+from export.onnx.build import ExportOptions, build_onnx
 from runtime.backends.cpu_int8 import (
     FULL_RANGE,
     REDUCED_RANGE,

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from export.metadata import ExportMetadata, write_metadata
+from dsrir.graph.metadata import ExportMetadata, write_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 NO_TORCH = "import sys; sys.modules['torch'] = None; "

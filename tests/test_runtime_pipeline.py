@@ -21,7 +21,7 @@ import pytest
 
 from dsrir.checkpoint import official_checkpoint, save_pth
 from dsrir.errors import DSRIRError
-from export.onnx import main as export_main
+from export.onnx.build import main as export_main
 from runtime.backends import open_backend, resolve_kind
 from runtime.backends.trt_buffers import (
     BufferPlan,

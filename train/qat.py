@@ -52,9 +52,9 @@ from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
-from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
-from export.onnx_parity import session
-from export.trt_version import DEFAULT_TARGET, parse_version
+from dsrir.trt.version import DEFAULT_TARGET, parse_version
+from export.onnx.build import ExportFailure, ExportOptions, build_onnx, save_onnx
+from export.onnx.parity import session
 from train.cli import one_line_warning
 from train.config import MODE_TASKS, TrainConfig
 from train.data import build_data, train_loader

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from dsrir.errors import DSRIRError
-from export.metadata import read_metadata
+from dsrir.graph.metadata import read_metadata
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
 from runtime.backends.trt_buffers import Profile
 
@@ -67,7 +67,7 @@ class OrtBackend:
             payload, weights = model.SerializeToString(), f", {how}"
         if has_plugin_nodes(model):  # the exporter's parity check's own CPU path, FP16 graphs included
             from dsrir.ops.patch_attention_ort import session_options_with_patch_attention
-            from export.plugin_nodes import for_cpu_check
+            from export.onnx.plugin_nodes import for_cpu_check
 
             options = session_options_with_patch_attention(options)
             payload, providers = for_cpu_check(model).SerializeToString(), ["CPUExecutionProvider"]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from export.engine_io import io_tensors, load_engine
-from export.trt_version import require_tensorrt
+from dsrir.trt.engine import io_tensors, load_engine
+from dsrir.trt.version import require_tensorrt
 from runtime.backends.trt_buffers import (
     BufferPlan,
     Profile,

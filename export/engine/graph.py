@@ -3,7 +3,7 @@
 The builder's decisions depend on the graph, not on what a user remembers about it: the input's name,
 layout and type, whether it is already FP16, whether it carries Q/DQ nodes (explicit INT8), whether
 it needs the ``DSRIR_PatchAttention`` plugin, and whether the TensorRT version's ONNX importer takes it
-(:mod:`export.trt_import_rules`, run by the plan). The graph's ``dsrir.*`` metadata (``export.metadata``)
+(:mod:`dsrir.trt.import_rules`, run by the plan). The graph's ``dsrir.*`` metadata (``dsrir.graph.metadata``)
 supplies the size multiple and is copied into the engine's sidecar.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import onnx
 
 from dsrir.errors import DSRIRError
-from export.graph_checks import recorded_target
-from export.metadata import ExportMetadata, read_metadata
-from export.trt_import_rules import Problem, check_for_target
-from export.trt_version import Version
+from dsrir.graph.checks import recorded_target
+from dsrir.graph.metadata import ExportMetadata, read_metadata
+from dsrir.trt.import_rules import Problem, check_for_target
+from dsrir.trt.version import Version
 
 PLUGIN_OP = "DSRIR_PatchAttention"
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})

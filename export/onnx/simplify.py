@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from export import onnx_parity
+from export.onnx import parity as onnx_parity
 
 TOLERANCE = 1e-5
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsrir.errors import DSRIRError
-from export.engine_compat import incompatibility, warnings_for
-from export.engine_plan import sidecar_path
-from export.engine_sidecar import EngineSidecar, read_sidecar
-from export.gpu_info import GpuInfo, query_gpu
-from export.trt_plugin import load_plugin_library
-from export.trt_version import Version, parse_version, require_tensorrt
+from dsrir.trt.compat import incompatibility, warnings_for
+from dsrir.trt.gpu import GpuInfo, query_gpu
+from dsrir.trt.plugin import load_plugin_library
+from dsrir.trt.sidecar import EngineSidecar, read_sidecar
+from dsrir.trt.version import Version, parse_version, require_tensorrt
+from export.engine.plan import sidecar_path
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsrir.errors import DSRIRError
-from export.engine_graph import PLUGIN_OP
+from export.engine.graph import PLUGIN_OP
 
 if TYPE_CHECKING:  # the functions get TensorRT objects passed in; importing this module needs no TensorRT
     import tensorrt as trt

@@ -11,7 +11,7 @@ Before tracing, a copy of the model gets export-only module swaps that keep its 
   direction: the same function on the even sizes the network sees. The float scale factor's symbolic-shape
   arithmetic made ``torch.export`` about 4x slower (dsrir-xs: 22 s -> 6 s tracing, about 68 s -> 21 s in all),
   and TensorRT and ONNX Runtime run an AveragePool more cheaply than a Resize.
-* ``plugin=True``: patch attention becomes the TensorRT plugin node (:mod:`export.plugin_nodes`).
+* ``plugin=True``: patch attention becomes the TensorRT plugin node (:mod:`export.onnx.plugin_nodes`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from export import plugin_nodes
+from export.onnx import plugin_nodes
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"

@@ -3,7 +3,7 @@
 For users who already have torch-tensorrt (NVIDIA's Jetson PyTorch containers ship it): ``torch.export``
 with dynamic H/W (multiples of the model's size multiple), then
 ``torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine``, whose bytes are a plain
-TensorRT engine (trtexec and ``export.engine_io`` load it). FP32/FP16 only, from the model's own types;
+TensorRT engine (trtexec and ``dsrir.trt.engine`` load it). FP32/FP16 only, from the model's own types;
 INT8, DLA and the fused plugin belong to the ONNX path.
 """
 
@@ -19,10 +19,10 @@ import torch
 
 import dsrir
 from dsrir.errors import DSRIRError
-from export.engine_plan import BuildOptions
-from export.engine_shapes import Profile, format_shape, make_profile
-from export.engine_sidecar import EngineSidecar
-from export.gpu_info import GpuInfo
+from dsrir.trt.gpu import GpuInfo
+from dsrir.trt.sidecar import EngineSidecar
+from export.engine.plan import BuildOptions
+from export.engine.shapes import Profile, format_shape, make_profile
 
 INSTALL_HINT = "torch-tensorrt is not installed: pip install torch-tensorrt (the release matching your torch)"
 INPUT_NAME = "input"
@@ -142,7 +142,7 @@ def engine_io_names(engine: bytes) -> dict[str, str]:
     """I/O tensor names of serialized engine bytes: torch-tensorrt names them itself."""
     import tensorrt as trt
 
-    from export.engine_io import io_tensors
+    from dsrir.trt.engine import io_tensors
 
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     deserialized = runtime.deserialize_cuda_engine(engine)

@@ -1,6 +1,6 @@
 """The TensorRT calls that turn a checked ``EnginePlan`` into serialized engine bytes (thin layer).
 
-Every decision was made by ``export.engine_plan``; this module only translates it into builder calls,
+Every decision was made by ``export.engine.plan``; this module only translates it into builder calls,
 by enum *name*, so one code path serves 8.x, 10.x and 11.x. mypy checks it against ``tensorrt-stubs``
 (10.13 API); names missing from older or newer releases are only reached for the versions that have them.
 """
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from dsrir.atomic import atomic_path
 from dsrir.errors import DSRIRError
-from export.engine_plan import EnginePlan
-from export.trt_plugin import load_plugin_library, require_creator
-from export.trt_version import require_tensorrt
+from dsrir.trt.plugin import load_plugin_library, require_creator
+from dsrir.trt.version import require_tensorrt
+from export.engine.plan import EnginePlan
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -69,7 +69,7 @@ def _configure(plan: EnginePlan, builder: trt.Builder, config: trt.IBuilderConfi
     for name in plan.precision.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
     if plan.precision.calibration_cache:
-        from export.trt_calibrator import CacheCalibrator
+        from export.engine.calibrator import CacheCalibrator
 
         config.int8_calibrator = CacheCalibrator(Path(plan.precision.calibration_cache))
     if options.workspace_mib is not None:

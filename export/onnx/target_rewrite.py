@@ -1,7 +1,7 @@
 """Rewrite an export so that a given TensorRT line's ONNX importer reads it as ONNX Runtime does.
 
 The dynamo exporter writes opset 18 with a few constructs older importers misread (the rules and their sources are
-in :mod:`export.trt_import_rules`):
+in :mod:`dsrir.trt.import_rules`):
 
 * opset 17 (:func:`to_opset17`), for TensorRT 8.5/8.6 (JetPack 5.1 and 6.0): their parsers implement opset 17 and
   ignore ReduceMean's opset-18 ``axes`` input (every axis is reduced).
@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from export.graph_edit import replace_nodes
-from export.trt_import_rules import ImporterRules
+from dsrir.graph.edit import replace_nodes
+from dsrir.trt.import_rules import ImporterRules
 
 REDUCE_OPS = frozenset(
     {

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsrir.errors import DSRIRError
-from export.calib_cache import read_calibration_cache
-from export.engine_graph import PLUGIN_OP, GraphInfo
-from export.engine_precision import PrecisionPlan, decide_precision
-from export.engine_shapes import Profile, format_shape, make_profile
-from export.gpu_info import AMPERE, GpuInfo, slug
-from export.trt_import_rules import rules_for, summary
-from export.trt_version import Version, short
+from dsrir.trt.calib_cache import read_calibration_cache
+from dsrir.trt.gpu import AMPERE, GpuInfo, slug
+from dsrir.trt.import_rules import rules_for, summary
+from dsrir.trt.version import Version, short
+from export.engine.graph import PLUGIN_OP, GraphInfo
+from export.engine.precision import PrecisionPlan, decide_precision
+from export.engine.shapes import Profile, format_shape, make_profile
 
 CPU_INT8 = "int8-cpu"  # calibration.ort_int8.PRECISION: ONNX Runtime's UINT8 graph, never a TensorRT engine
 HARDWARE_LEVELS = ("none", "ampere+", "same-compute-capability")
@@ -153,7 +153,7 @@ def _check_plugin(options: BuildOptions, graph: GraphInfo, version: Version) -> 
 
 
 def check_importable(graph: GraphInfo, version: Version) -> None:
-    """Refuse, in one line, a graph TensorRT ``version``'s ONNX parser would not import (export.trt_import_rules)."""
+    """Refuse, in one line, a graph TensorRT ``version``'s ONNX parser would not import (dsrir.trt.import_rules)."""
     if graph.metadata.precision == CPU_INT8:
         raise DSRIRError(
             f"{graph.path} is the CPU INT8 graph (dsrir.precision {CPU_INT8}): its UINT8 zero points import into no "

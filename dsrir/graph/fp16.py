@@ -21,9 +21,9 @@ from collections.abc import Iterable
 
 import onnx
 
-from export.graph_edit import drop_value_info, replace_nodes, topological_sort
-from export.plugin_nodes import OP_TYPE as PLUGIN_OP
-from export.plugin_nodes import WEIGHT_SLOTS
+from dsrir.graph.edit import drop_value_info, replace_nodes, topological_sort
+from export.onnx.plugin_nodes import OP_TYPE as PLUGIN_OP
+from export.onnx.plugin_nodes import WEIGHT_SLOTS
 
 
 def convert_to_fp16(model: onnx.ModelProto, keep_fp32: Iterable[str] = ()) -> onnx.ModelProto:

@@ -1,13 +1,13 @@
 """The checks every exported graph passes before it is written: ``onnx.checker``, strict shape inference, and the
-ONNX import rules of the TensorRT version it is made for (:mod:`export.trt_import_rules`)."""
+ONNX import rules of the TensorRT version it is made for (:mod:`dsrir.trt.import_rules`)."""
 
 from __future__ import annotations
 
 import onnx
 
-from export.metadata import PREFIX
-from export.trt_import_rules import require_importable
-from export.trt_version import Version
+from dsrir.graph.metadata import PREFIX
+from dsrir.trt.import_rules import require_importable
+from dsrir.trt.version import Version
 
 TARGET_KEY = PREFIX + "target_trt"  # metadata_props entry export.onnx writes: the TensorRT version checked for
 

@@ -2,7 +2,7 @@
 
 Any H x W goes through the same reflect padding to the size multiple and crop as the Restorer, so a size
 that is not a multiple of 8 checks the graph together with the padding a runtime must do. Plugin graphs run
-through onnxruntime-extensions' CPU ops (:func:`export.plugin_nodes.for_cpu_check`).
+through onnxruntime-extensions' CPU ops (:func:`export.onnx.plugin_nodes.for_cpu_check`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dsrir.model.restorer import pad_to_multiple
-from export import plugin_nodes
+from export.onnx import plugin_nodes
 
 
 @dataclass(frozen=True)

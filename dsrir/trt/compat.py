@@ -13,9 +13,9 @@ engines that are "not portable". The rules TensorRT documents:
 
 from __future__ import annotations
 
-from export.engine_sidecar import EngineSidecar
-from export.gpu_info import AMPERE, GpuInfo, parse_capability, sm_name
-from export.trt_version import Version, full, parse_version, short
+from dsrir.trt.gpu import AMPERE, GpuInfo, parse_capability, sm_name
+from dsrir.trt.sidecar import EngineSidecar
+from dsrir.trt.version import Version, full, parse_version, short
 
 
 def _same_release(built: Version, running: Version) -> bool:

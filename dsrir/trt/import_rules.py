@@ -37,9 +37,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from dsrir.errors import DSRIRError
-from export.trt_version import Version, parse_version, short
+from dsrir.trt.version import Version, parse_version, short
 
-PLUGIN_OP = "DSRIR_PatchAttention"  # export.plugin_nodes.OP_TYPE; TensorRT finds its creator by this name
+PLUGIN_OP = "DSRIR_PatchAttention"  # export.onnx.plugin_nodes.OP_TYPE; TensorRT finds its creator by this name
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"})
 MAX_DIMS = 8  # nvinfer1::Dims::MAX_DIMS in every version named here
@@ -323,7 +323,7 @@ def check_for_target(model: onnx.ModelProto, version: Version | str) -> list[Pro
             problems += _custom_node_problems(node, model, rules)
             continue
         if node.op_type not in rules.ops:
-            reason = f"no import rule for {node.op_type} in export/trt_import_rules.py: read {trt}'s importer, add it"
+            reason = f"no import rule for {node.op_type} in dsrir/trt/import_rules.py: read {trt}'s importer, add it"
             problems.append(Problem(node.name, node.op_type, reason))
             continue
         problems += [Problem(node.name, node.op_type, reason) for reason in _node_problems(node, graph, rules)]

@@ -16,8 +16,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from export.engine_plan import EnginePlan
-from export.trt_version import Version
+from dsrir.trt.version import Version
+from export.engine.plan import EnginePlan
 
 HARDWARE_SPELLING = {"ampere+": "ampere+", "same-compute-capability": "sameComputeCapability"}
 

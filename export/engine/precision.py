@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsrir.errors import DSRIRError
-from export.trt_version import Version, short
+from dsrir.trt.version import Version, short
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 GRAPH_KINDS = ("fp32", "fp16", "qdq")

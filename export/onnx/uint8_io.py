@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.graph_edit import replace_nodes
+from dsrir.graph.edit import replace_nodes
 
 PREFIX = "uint8_io"
 

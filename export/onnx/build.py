@@ -1,18 +1,18 @@
 """``python -m export.onnx --checkpoint PATH``: a DSRIR checkpoint (any preset) to one ONNX file.
 
 One input, one output (the final image), dynamic batch/H/W (H and W multiples of the model's
-``size_multiple``, 8 for every preset), opset >= 17, ``dsrir.*`` metadata (:mod:`export.metadata`). Flavours:
+``size_multiple``, 8 for every preset), opset >= 17, ``dsrir.*`` metadata (:mod:`dsrir.graph.metadata`). Flavours:
 
 * ``--patch-attention decomposed``: standard ONNX ops only; runs anywhere (the plugin-free fallback).
 * ``--patch-attention plugin``: each PatchAttention + residual is one ``DSRIR_PatchAttention`` node for the
-  TensorRT plugin (:mod:`export.plugin_nodes`).
-* ``--precision fp16``: an FP16 graph with float32 I/O for strongly typed TensorRT (:mod:`export.graph_fp16`).
-* ``--io uint8``: NHWC uint8 BGR frames in and out, pre/post-processing in the graph (:mod:`export.uint8_io`).
+  TensorRT plugin (:mod:`export.onnx.plugin_nodes`).
+* ``--precision fp16``: an FP16 graph with float32 I/O for strongly typed TensorRT (:mod:`dsrir.graph.fp16`).
+* ``--io uint8``: NHWC uint8 BGR frames in and out, pre/post-processing in the graph (:mod:`export.onnx.uint8_io`).
 
-``--target-trt VERSION`` (default :data:`export.trt_version.DEFAULT_TARGET`) picks the opset and the rewrites
-that TensorRT's ONNX importer needs (:mod:`export.target_rewrite`: opset 17, ``Shape`` + ``Slice`` for 8.5/8.6;
+``--target-trt VERSION`` (default :data:`dsrir.trt.version.DEFAULT_TARGET`) picks the opset and the rewrites
+that TensorRT's ONNX importer needs (:mod:`export.onnx.target_rewrite`: opset 17, ``Shape`` + ``Slice`` for 8.5/8.6;
 explicit ``Squeeze`` axes for all), and the graph must pass that version's import rules
-(:mod:`export.trt_import_rules`). ``--opset`` still overrides the opset within what the target parses.
+(:mod:`dsrir.trt.import_rules`). ``--opset`` still overrides the opset within what the target parses.
 
 INT8 (Q/DQ) graphs come from calibration, not from here. Every graph passes ``onnx.checker`` (full) and
 strict shape inference, is simplified with onnxslim when that keeps the output, and is compared with
@@ -35,16 +35,16 @@ import dsrir
 from dsrir.atomic import atomic_path
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from export.graph_checks import TARGET_KEY, check_graph
-from export.metadata import ExportMetadata, write_metadata
-from export.trt_import_rules import ImporterRules, rules_for
-from export.trt_version import DEFAULT_TARGET, Version, check_supported, parse_version, short
+from dsrir.graph.checks import TARGET_KEY, check_graph
+from dsrir.graph.metadata import ExportMetadata, write_metadata
+from dsrir.trt.import_rules import ImporterRules, rules_for
+from dsrir.trt.version import DEFAULT_TARGET, Version, check_supported, parse_version, short
 
 if TYPE_CHECKING:  # torch and the exporter load in seconds: not for --help
     from torch import nn
 
     from dsrir.checkpoint import LoadedWeights
-    from export.onnx_parity import Parity
+    from export.onnx.parity import Parity
 
 MIN_OPSET = 17
 DEFAULT_CHECK_SIZE = (64, 96)
@@ -67,7 +67,7 @@ class ExportOptions:
     precision: str = "fp32"
     io: str = "float"
     opset: int | None = None  # None: what target_trt parses (18, or 17 for TensorRT 8.x)
-    target_trt: Version | None = None  # None: export.trt_version.DEFAULT_TARGET
+    target_trt: Version | None = None  # None: dsrir.trt.version.DEFAULT_TARGET
     simplify: bool = True
     check_size: tuple[int, int] | None = DEFAULT_CHECK_SIZE
 
@@ -107,9 +107,9 @@ def target_opset(options: ExportOptions) -> tuple[ImporterRules, int]:
 def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions) -> ExportResult:
     """Export ``model`` (a DSRIR in eval mode) to a checked in-memory ONNX model in the requested flavour."""
     from dsrir.ops.patch_attention import PatchAttention
-    from export import plugin_nodes
-    from export.target_rewrite import UnsupportedForOpset17, UnsupportedRewrite, rewrite_for_target, to_opset17
-    from export.torch_to_onnx import export_model
+    from export.onnx import plugin_nodes
+    from export.onnx.from_torch import export_model
+    from export.onnx.target_rewrite import UnsupportedForOpset17, UnsupportedRewrite, rewrite_for_target, to_opset17
 
     started = time.perf_counter()
     rules, opset = target_opset(options)
@@ -133,7 +133,7 @@ def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions)
     check_shape = (1, 3, *(options.check_size or DEFAULT_CHECK_SIZE))
     note = "not simplified (--no-simplify)"
     if options.simplify:
-        from export.simplify import simplify
+        from export.onnx.simplify import simplify
 
         simplified = simplify(graph, check_shape, multiple)
         graph, note = simplified.model, simplified.note
@@ -142,11 +142,11 @@ def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions)
     except UnsupportedRewrite as exc:
         raise ExportFailure(f"cannot rewrite the graph for {trt}: {exc}") from exc
     if options.precision == "fp16":
-        from export.graph_fp16 import convert_to_fp16
+        from dsrir.graph.fp16 import convert_to_fp16
 
         graph = convert_to_fp16(graph)
     if options.io == "uint8":
-        from export.uint8_io import wrap_uint8_io
+        from export.onnx.uint8_io import wrap_uint8_io
 
         graph = wrap_uint8_io(graph)
     metadata = ExportMetadata(
@@ -186,7 +186,7 @@ def _parity(
 ) -> tuple[Parity | None, str]:
     if options.check_size is None:
         return None, "parity not checked (--check-size none)"
-    from export import onnx_parity
+    from export.onnx import parity as onnx_parity
 
     shape = (1, 3, *options.check_size)
     try:

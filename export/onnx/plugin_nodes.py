@@ -20,8 +20,8 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from dsrir.graph.edit import replace_nodes
 from dsrir.ops.patch_attention import PatchAttention, patch_attention
-from export.graph_edit import replace_nodes
 
 OP_TYPE = "DSRIR_PatchAttention"
 DOMAIN = "trt.plugins"  # what ONNX Runtime's TensorRT provider uses; TensorRT's parser ignores the domain
@@ -126,7 +126,7 @@ def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 def for_cpu_check(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy that ONNX Runtime on CPU can run: plugin nodes on onnxruntime-extensions' float32 ops.
 
-    Those ops are float32 only, so in an FP16 graph (one with float16 weights, as :mod:`export.graph_fp16`
+    Those ops are float32 only, so in an FP16 graph (one with float16 weights, as :mod:`dsrir.graph.fp16`
     makes them, where every activation is float16) each node's ``res``/``skip`` is cast to float32 and its
     output back to float16; the plugin computes in float32 too. Needs onnxruntime-extensions.
     """

@@ -3,7 +3,7 @@
 TensorRT's implicit INT8 path wants an ``IInt8Calibrator``; with a cache, it reads the scales and never
 asks for a batch. The calibration itself happens elsewhere (the calibration stage, on CPU or GPU), so
 this class serves the file, returns no batches and never overwrites it. TensorRT 11 removed calibrators:
-import this module only for 8.x/10.x builds, after ``export.trt_version.load_tensorrt`` found TensorRT.
+import this module only for 8.x/10.x builds, after ``dsrir.trt.version.load_tensorrt`` found TensorRT.
 """
 
 from __future__ import annotations
