@@ -29,18 +29,19 @@ from calibration.dataset import (
     CalibrationSet,
     build_calibration_set,
     check_size,
-    file_sha256,
     parse_crop,
     parse_size,
 )
 from calibration.ranges import Ranges
-from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
+from calibration.trt_cache import check_cache_names
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError, error_line
+from dsrir.graph.save import save_onnx
+from dsrir.trt.calib_cache import read_calibration_cache, write_calibration_cache
 from dsrir.trt.import_rules import check_for_target
 from dsrir.trt.import_rules import summary as import_summary
-from dsrir.trt.version import DEFAULT_TARGET, parse_version, short
-from export.onnx.build import save_onnx
+from dsrir.trt.version import DEFAULT_TARGET, LAST_WITH_CALIBRATORS, parse_version, short, strongly_typed_only
 
 RANGES, CACHE, MANIFEST = "ranges.json", "calib.cache", "manifest.json"
 QDQ_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_int8_cpu.onnx"
@@ -154,12 +155,12 @@ def write_artefacts(
     written, notes = [out / MANIFEST], []
     dataset.write_manifest(out / MANIFEST)
     version = parse_version(args.target_trt, "--target-trt")
-    if version[0] > LAST_WITH_CALIBRATORS:
+    if strongly_typed_only(version):
         notes.append(f"{CACHE}: not written (TensorRT {short(version)} has no calibrators; use {QDQ_MODEL})")
     else:
-        write_calibration_cache(ranges, out / CACHE, version)
+        write_calibration_cache(ranges.scales(), out / CACHE, version)
         written.append(out / CACHE)
-        notes.append(f"{CACHE} names: {check_cache_names(read_scales(out / CACHE), model).line()}")
+        notes.append(f"{CACHE} names: {check_cache_names(read_calibration_cache(out / CACHE).scales, model).line()}")
     ort_int8 = optional_stage("calibration.ort_int8")
     if ort_int8 is None:
         notes.append(f"{CPU_INT8_MODEL}: not written (calibration.ort_int8 is not installed)")

@@ -38,18 +38,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from calibration.ranges import INT8_MAX, ConvSite, Ranges, conv_sites, is_quantized_module
+from calibration.fp32_export import fp32_export_metadata
+from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
 from dsrir.graph.checks import check_graph
 from dsrir.graph.edit import replace_nodes
-from dsrir.graph.metadata import ExportMetadata, read_metadata, write_metadata
-from export.engine.graph import PLUGIN_OP, QDQ_OPS
+from dsrir.graph.metadata import INT8_QDQ, write_metadata
+from dsrir.graph.quant import INT8_MAX, MIN_AMAX
 
-PRECISION = "int8-qdq"
 HIGH_PRECISIONS = ("fp32", "fp16")
 FP16_QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear take float16 inputs and scales from opset 19
 PREFIX = "qdq"
-MIN_AMAX = 1e-8  # an all-zero weight channel still needs a positive scale
 
 
 def insert_qdq(model: onnx.ModelProto, ranges: Ranges, high_precision: str = "fp32") -> onnx.ModelProto:
@@ -87,7 +86,7 @@ def insert_qdq(model: onnx.ModelProto, ranges: Ranges, high_precision: str = "fp
     graph.initializer.extend(parameters)
     if high_precision == "fp16":
         quantized = _to_fp16(quantized)
-    write_metadata(quantized, dataclasses.replace(metadata, precision=PRECISION))
+    write_metadata(quantized, dataclasses.replace(metadata, precision=INT8_QDQ))
     check_graph(quantized)
     return quantized
 
@@ -213,26 +212,6 @@ def qdq_structure(model: onnx.ModelProto) -> QDQStructure:
         tuple(sorted(scales)),
         tuple(sorted(types)),
     )
-
-
-def fp32_export_metadata(model: onnx.ModelProto, purpose: str) -> ExportMetadata:
-    """The metadata of a decomposed FP32 export, the one source INT8 graphs are made from; anything else (the plugin
-    flavour, FP16, already quantised, not from ``export.onnx``) is a one-line DSRIRError that starts with
-    ``purpose``."""
-    try:
-        metadata = read_metadata(model)
-    except (KeyError, ValueError) as exc:
-        raise DSRIRError(f"{purpose}: {exc.args[0]} (export it with python -m export.onnx)") from None
-    ops = {node.op_type for node in model.graph.node}
-    if metadata.patch_attention == "plugin" or PLUGIN_OP in ops:
-        raise DSRIRError(
-            f"{purpose} needs the decomposed graph, not the plugin flavour: export without --patch-attention"
-        )
-    if ops & QDQ_OPS:
-        raise DSRIRError(f"{purpose} needs the FP32 export; this graph is already quantised (Q/DQ nodes)")
-    if metadata.precision != "fp32":
-        raise DSRIRError(f"{purpose} needs the FP32 export, not {metadata.precision}: export with --precision fp32")
-    return metadata
 
 
 def _activation_scale(ranges: Ranges, site: ConvSite) -> np.ndarray:

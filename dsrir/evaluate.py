@@ -27,6 +27,7 @@ from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import write_image
 from dsrir.metrics import PROTOCOLS, score
 from dsrir.model.restorer import Restorer
+from dsrir.modes import DEFAULT_MODE
 
 MODE_TASKS = {
     "all_in_one": ("noise15", "noise25", "noise50", "rain", "haze"),
@@ -130,7 +131,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="official .pth or project .safetensors weights")
-    parser.add_argument("--mode", choices=list(MODE_TASKS), default="all_in_one", help="which tasks to score")
+    parser.add_argument("--mode", choices=list(MODE_TASKS), default=DEFAULT_MODE, help="which tasks to score")
     parser.add_argument("--denoise-path", help="folder of clean test images (BSD68, Urban100); noise is added")
     parser.add_argument("--derain-path", help="Rain100L test folder with input/ and target/")
     parser.add_argument("--dehaze-path", help="SOTS outdoor folder with input/ and target/")

@@ -12,22 +12,21 @@ also reports the check for every TensorRT line it knows.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
-import dsrir
 from dsrir.atomic import atomic_path
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError, error_line
+from dsrir.graph.ops import PLUGIN_OP
 from dsrir.trt.gpu import GpuInfo, query_gpu
 from dsrir.trt.import_rules import TARGETS, rules_for
-from dsrir.trt.sidecar import EngineSidecar, write_sidecar
+from dsrir.trt.sidecar import EngineSidecar, sidecar_path, write_sidecar
 from dsrir.trt.version import DEFAULT_TARGET, INSTALL_HINT, full, installed_version, resolve_target, short
-from export.engine.graph import PLUGIN_OP, onnx_digest
+from export.engine.graph import onnx_digest
 from export.engine.plan import (
     HARDWARE_LEVELS,
     PLUGIN_MODES,
@@ -36,7 +35,6 @@ from export.engine.plan import (
     dsrir_command,
     import_report,
     make_plan,
-    sidecar_path,
     timing_cache_pattern,
 )
 from export.engine.precision import PRECISIONS
@@ -172,10 +170,11 @@ def sidecar_for(plan: EnginePlan, engine: bytes, seconds: float, tensorrt_versio
     """Everything the runtime (and a person) needs to know about the engine, from the plan and the build."""
     graph, options, meta = plan.graph, plan.options, plan.graph.metadata
     plugin = options.plugin_lib
-    return EngineSidecar(
-        tensorrt_version=tensorrt_version,
-        gpu_name=gpu.name,
-        compute_capability=gpu.cc,
+    return EngineSidecar.for_build(
+        engine,
+        seconds,
+        tensorrt_version,
+        gpu,
         precision=options.precision,
         precision_summary=plan.precision.summary,
         strongly_typed=plan.precision.strongly_typed,
@@ -189,17 +188,13 @@ def sidecar_for(plan: EnginePlan, engine: bytes, seconds: float, tensorrt_versio
         onnx=str(graph.path),
         onnx_sha256=onnx_digest(graph.path),
         plugin_library=str(plugin) if plugin else None,
-        plugin_sha256=hashlib.sha256(plugin.read_bytes()).hexdigest() if plugin else None,
+        plugin_sha256=file_sha256(plugin) if plugin else None,
         plugin_mode=options.plugin_mode if plugin else None,
         calibration_cache=plan.precision.calibration_cache,
         timing_cache=str(plan.timing_cache) if plan.timing_cache else None,
         dla_core=options.dla_core,
         version_compatible=options.version_compatible,
         hardware_compatibility=options.hardware_compatibility,
-        engine_sha256=hashlib.sha256(engine).hexdigest(),
-        build_seconds=round(seconds, 2),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dsrir_version=dsrir.__version__,
         rebuild_command=dsrir_command(plan),
         trtexec_command=trtexec_command(plan),
         extra={"mode": meta.mode, "input_range": meta.input_range, "onnx_precision": meta.precision},

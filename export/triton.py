@@ -31,9 +31,8 @@ import onnx
 
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
-from dsrir.trt.sidecar import EngineSidecar, read_sidecar
+from dsrir.trt.sidecar import EngineSidecar, read_sidecar, sidecar_path
 from export.engine.graph import TensorInfo, inspect_onnx
-from export.engine.plan import sidecar_path
 
 TRITONCLIENT_HINT = (
     "export.triton builds Triton's model-config protobuf from tritonclient: pip install 'tritonclient[grpc]'"

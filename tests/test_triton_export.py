@@ -10,8 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from dsrir.graph.metadata import ExportMetadata, write_metadata
-from dsrir.trt.sidecar import EngineSidecar, write_sidecar
-from export.engine.plan import sidecar_path
+from dsrir.trt.sidecar import EngineSidecar, sidecar_path, write_sidecar
 from export.triton import main, parse_config
 
 pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="export.triton needs tritonclient[grpc]")

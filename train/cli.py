@@ -13,7 +13,8 @@ from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
-from train.config import MODE_TASKS, TrainConfig
+from dsrir.modes import MODE_TASKS
+from train.config import TrainConfig
 from train.distributed import init_distributed, shutdown
 from train.trainer import Trainer
 

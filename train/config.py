@@ -6,17 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODE_TASKS = {
-    "all_in_one": ("noise", "rain", "haze"),
-    "noise": ("noise",),
-    "rain": ("rain",),
-    "haze": ("haze",),
-}
+from dsrir.modes import DEFAULT_MODE, MODE_TASKS
 
 
 @dataclass
 class TrainConfig:
-    mode: str = "all_in_one"
+    mode: str = DEFAULT_MODE
     preset: str = "dsrir"
     session: str = "DSRIR"
     epochs: int = 347

@@ -22,8 +22,7 @@ from collections.abc import Iterable
 import onnx
 
 from dsrir.graph.edit import drop_value_info, replace_nodes, topological_sort
-from export.onnx.plugin_nodes import OP_TYPE as PLUGIN_OP
-from export.onnx.plugin_nodes import WEIGHT_SLOTS
+from dsrir.graph.ops import PLUGIN_OP, PLUGIN_WEIGHT_SLOTS
 
 
 def convert_to_fp16(model: onnx.ModelProto, keep_fp32: Iterable[str] = ()) -> onnx.ModelProto:
@@ -59,7 +58,7 @@ def _plugin_weights_to_fp32(model: onnx.ModelProto, originals: dict[str, onnx.Te
     for node in graph.node:
         for slot, name in enumerate(node.input):
             all_uses[name] = all_uses.get(name, 0) + 1
-            if node.op_type == PLUGIN_OP and slot in WEIGHT_SLOTS:
+            if node.op_type == PLUGIN_OP and slot in PLUGIN_WEIGHT_SLOTS:
                 plugin_uses[name] = plugin_uses.get(name, 0) + 1
     for name in plugin_uses:
         current = initializers.get(name)
@@ -76,7 +75,7 @@ def _plugin_weights_to_fp32(model: onnx.ModelProto, originals: dict[str, onnx.Te
             initializers[copy_name] = fp32
         for node in graph.node:
             if node.op_type == PLUGIN_OP:
-                for slot in WEIGHT_SLOTS:
+                for slot in PLUGIN_WEIGHT_SLOTS:
                     if slot < len(node.input) and node.input[slot] == name:
                         node.input[slot] = copy_name
 

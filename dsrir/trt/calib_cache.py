@@ -1,20 +1,29 @@
-"""The INT8 calibration cache format (TensorRT <= 10), checked before a build starts.
+"""The INT8 calibration cache (TensorRT <= 10): written by the calibration stage, read by the engine builder, here.
 
 Text: a first line ``TRT-<version>-EntropyCalibration2``, then ``tensor_name: <8 hex digits>`` per tensor
 (the big-endian bits of the float32 scale, amax / 127). ``<version>`` is TensorRT's ``NV_TENSORRT_VERSION``:
 major * 1000 + minor * 100 + patch up to 8.x (``8601``), major * 10000 + minor * 100 + patch from 10.0
-(``100300``). A wrong or truncated file otherwise shows up as a silent accuracy collapse or an INT8 build that
-quietly falls back to FP32. ``calibration.trt_cache`` writes these files.
+(``100300``). TensorRT only accepts a cache whose header carries its own version (10.x reads a ``TRT-8600-...``
+cache as "does not match calibrator algorithm type" and recalibrates with no data), so writing takes the version
+explicitly; and a wrong or truncated file otherwise shows up as a silent accuracy collapse or an INT8 build that
+quietly falls back to FP32, so the builder reads it before a build starts. TensorRT 11 has no calibrators, so no
+cache.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from dsrir.atomic import write_text_atomic
 from dsrir.errors import DSRIRError
+from dsrir.trt.version import Version, short, strongly_typed_only
 
 HEADER = re.compile(r"TRT-([0-9A-Za-z.]+)-EntropyCalibration2")
 ENTRY = re.compile(r"(.+): ([0-9a-fA-F]{8})")
@@ -29,6 +38,23 @@ class CalibrationCache:
     @property
     def tensors(self) -> int:
         return len(self.scales)
+
+
+def cache_header(version: Version) -> str:
+    """``TRT-<NV_TENSORRT_VERSION>-EntropyCalibration2``: 8.6.1 -> ``TRT-8601-...``, 10.3 -> ``TRT-100300-...``."""
+    major, minor, patch = (*version, 0, 0)[:3]
+    if strongly_typed_only(version):
+        raise DSRIRError(
+            f"--target-trt {short(version)}: TensorRT {major} has no INT8 calibrators, so no calibration cache; "
+            "build from the Q/DQ ONNX instead"
+        )
+    code = major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+    return f"TRT-{code}-EntropyCalibration2"
+
+
+def encode_scale(scale: float) -> str:
+    """The 8 hex digits TensorRT writes: the big-endian bits of the float32 scale."""
+    return struct.pack(">f", np.float32(scale)).hex()
 
 
 def decode_scale(hex_bits: str) -> float:
@@ -60,3 +86,9 @@ def read_calibration_cache(path: Path) -> CalibrationCache:
     if not scales:
         raise DSRIRError(f"--calib {path}: the cache holds no tensor scales")
     return CalibrationCache(path, header.group(1), scales)
+
+
+def write_calibration_cache(scales: Mapping[str, float], path: str | os.PathLike[str], version: Version) -> None:
+    """``scales`` (tensor name -> float32 scale, amax / 127) as TensorRT ``version``'s cache, written atomically."""
+    lines = [cache_header(version)] + [f"{name}: {encode_scale(scale)}" for name, scale in scales.items()]
+    write_text_atomic(path, "\n".join(lines) + "\n")

@@ -7,7 +7,6 @@ which versions and GPUs differ and the command that rebuilds the engine, before 
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,9 +15,8 @@ from dsrir.errors import DSRIRError
 from dsrir.trt.compat import incompatibility, warnings_for
 from dsrir.trt.gpu import GpuInfo, query_gpu
 from dsrir.trt.plugin import load_plugin_library
-from dsrir.trt.sidecar import EngineSidecar, read_sidecar
+from dsrir.trt.sidecar import EngineSidecar, read_sidecar, sidecar_path
 from dsrir.trt.version import Version, parse_version, require_tensorrt
-from export.engine.plan import sidecar_path
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -47,9 +45,8 @@ def check_sidecar(
     """Pure: raise DSRIRError when the engine cannot run here; return warnings otherwise."""
     if sidecar is None:
         return [f"{engine}: no sidecar ({sidecar_path(engine).name}): TensorRT version and GPU cannot be checked first"]
-    if sidecar.engine_sha256 and engine_bytes is not None:
-        if hashlib.sha256(engine_bytes).hexdigest() != sidecar.engine_sha256:
-            raise DSRIRError(f"{sidecar_path(engine)} describes another engine (sha256 differs): rebuild, or delete it")
+    if engine_bytes is not None and not sidecar.describes(engine_bytes):
+        raise DSRIRError(f"{sidecar_path(engine)} describes another engine (sha256 differs): rebuild, or delete it")
     reason = incompatibility(sidecar, running, gpu)
     if reason:
         raise DSRIRError(reason)

@@ -37,10 +37,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from dsrir.errors import DSRIRError
+from dsrir.graph.ops import PLUGIN_OP, QDQ_OPS
 from dsrir.trt.version import Version, parse_version, short
 
-PLUGIN_OP = "DSRIR_PatchAttention"  # export.onnx.plugin_nodes.OP_TYPE; TensorRT finds its creator by this name
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"})
 MAX_DIMS = 8  # nvinfer1::Dims::MAX_DIMS in every version named here
 MODEL = "(model)"  # the "node" of a problem with the model as a whole

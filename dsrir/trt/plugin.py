@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsrir.errors import DSRIRError
-from export.engine.graph import PLUGIN_OP
+from dsrir.graph.ops import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
 if TYPE_CHECKING:  # the functions get TensorRT objects passed in; importing this module needs no TensorRT
     import tensorrt as trt
 
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = ""
 # Each library once per process, kept referenced for its life: IPluginRegistry::loadLibrary "will fail and return
 # nullptr if any of the plugins are already registered" (NvInferRuntimeCommon.h at v10.3.0, line 205), so a second
 # load of the same path (building, then opening the engine in one process) must not reach TensorRT again.

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import dsrir
 from dsrir.atomic import write_text_atomic
+from dsrir.digest import sha256_hex
 from dsrir.errors import DSRIRError
+from dsrir.trt.gpu import GpuInfo
 
 FORMAT = "dsrir-engine-sidecar/1"
 
@@ -55,6 +59,27 @@ class EngineSidecar:
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_build(
+        cls, engine: bytes, seconds: float, tensorrt_version: str, gpu: GpuInfo, **facts: Any
+    ) -> EngineSidecar:
+        """The sidecar of ``engine`` just built on ``gpu``: what every frontend records the same way, plus its
+        own ``facts``."""
+        return cls(
+            tensorrt_version=tensorrt_version,
+            gpu_name=gpu.name,
+            compute_capability=gpu.cc,
+            engine_sha256=sha256_hex(engine),
+            build_seconds=round(seconds, 2),
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            dsrir_version=dsrir.__version__,
+            **facts,
+        )
+
+    def describes(self, engine: bytes) -> bool:
+        """False when the sidecar records another engine's sha256 (a sidecar without one describes any)."""
+        return not self.engine_sha256 or self.engine_sha256 == sha256_hex(engine)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
@@ -79,6 +104,11 @@ class EngineSidecar:
             "preset": "unknown",
         }
         return cls(**{**defaults, **values, "extra": {**values.get("extra", {}), **extra}})
+
+
+def sidecar_path(engine: Path) -> Path:
+    """``dsrir.engine`` -> ``dsrir.engine.json``."""
+    return engine.with_name(engine.name + ".json")
 
 
 def write_sidecar(path: str | os.PathLike[str], sidecar: EngineSidecar) -> None:

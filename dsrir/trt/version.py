@@ -18,6 +18,7 @@ Version = tuple[int, ...]
 
 DEFAULT_TARGET = "10.3"  # JetPack 6.1/6.2 (Orin)
 OLDEST_SUPPORTED: Version = (8, 5)  # JetPack 5.1; the plugin has an IPluginV2DynamicExt path for 8.5/8.6
+LAST_WITH_CALIBRATORS = 10  # TensorRT 11 removed INT8 calibrators (and their cache) with the FP16/INT8 flags
 INSTALL_HINT = (
     "TensorRT is not installed: on Jetson it comes with JetPack (sudo apt install nvidia-tensorrt python3-libnvinfer; "
     "a venv needs --system-site-packages); on x86: pip install tensorrt (or tensorrt-cu12 / tensorrt-cu13)"
@@ -47,6 +48,12 @@ def check_supported(version: Version) -> None:
             f"TensorRT {short(version)} is too old: the engine builder and the DSRIR plugin need TensorRT "
             f"{short(OLDEST_SUPPORTED)} or later (JetPack 5.1+)"
         )
+
+
+def strongly_typed_only(version: Version) -> bool:
+    """TensorRT 11 and later: every network is strongly typed; no FP16/INT8 builder flags, no INT8 calibrators (so
+    no calibration cache): FP16 and INT8 come from the graph's own types (an FP16 or Q/DQ export)."""
+    return version[0] > LAST_WITH_CALIBRATORS
 
 
 def load_tensorrt() -> ModuleType | None:

@@ -9,21 +9,20 @@ supplies the size multiple and is copied into the engine's sidecar.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
+from dsrir.digest import files_sha256
 from dsrir.errors import DSRIRError
 from dsrir.graph.checks import recorded_target
 from dsrir.graph.metadata import ExportMetadata, read_metadata
+from dsrir.graph.ops import PLUGIN_OP, QDQ_OPS
 from dsrir.trt.import_rules import Problem, check_for_target
 from dsrir.trt.version import Version
 
-PLUGIN_OP = "DSRIR_PatchAttention"
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 DTYPE_NAMES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.FLOAT16: "float16",
@@ -130,16 +129,6 @@ def external_data_files(model: onnx.ModelProto, path: Path) -> list[Path]:
     return [path.parent / name for name in sorted(names)]
 
 
-def sha256_of(paths: list[Path]) -> str:
-    """One digest over the files in order: an engine's ONNX hash covers its external weights too."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def inspect_onnx(path: str | os.PathLike[str]) -> GraphInfo:
     """Check the file with ``onnx.checker`` and describe it; every problem is one DSRIRError line."""
     path = Path(path)
@@ -177,6 +166,6 @@ def inspect_onnx(path: str | os.PathLike[str]) -> GraphInfo:
 
 
 def onnx_digest(path: Path) -> str:
-    """sha256 of the ``.onnx`` file and its external data files."""
+    """sha256 of the ``.onnx`` file and its external data files: an engine's ONNX hash covers its weights too."""
     model = onnx.load(str(path), load_external_data=False)
-    return sha256_of([path, *external_data_files(model, path)])
+    return files_sha256([path, *external_data_files(model, path)])

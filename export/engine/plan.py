@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsrir.errors import DSRIRError
+from dsrir.graph.metadata import INT8_CPU
+from dsrir.graph.ops import PLUGIN_OP
 from dsrir.trt.calib_cache import read_calibration_cache
 from dsrir.trt.gpu import AMPERE, GpuInfo, slug
 from dsrir.trt.import_rules import rules_for, summary
+from dsrir.trt.sidecar import sidecar_path
 from dsrir.trt.version import Version, short
-from export.engine.graph import PLUGIN_OP, GraphInfo
+from export.engine.graph import GraphInfo
 from export.engine.precision import PrecisionPlan, decide_precision
 from export.engine.shapes import Profile, format_shape, make_profile
 
-CPU_INT8 = "int8-cpu"  # calibration.ort_int8.PRECISION: ONNX Runtime's UINT8 graph, never a TensorRT engine
 HARDWARE_LEVELS = ("none", "ampere+", "same-compute-capability")
 PLUGIN_MODES = ("static", "dynamic")
 MAX_OPT_LEVEL = 5
@@ -67,11 +69,6 @@ class EnginePlan:
     @property
     def needs_plugin(self) -> bool:
         return self.graph.plugin_nodes > 0
-
-
-def sidecar_path(engine: Path) -> Path:
-    """``dsrir.engine`` -> ``dsrir.engine.json``."""
-    return engine.with_name(engine.name + ".json")
 
 
 def cache_root() -> Path:
@@ -154,9 +151,9 @@ def _check_plugin(options: BuildOptions, graph: GraphInfo, version: Version) -> 
 
 def check_importable(graph: GraphInfo, version: Version) -> None:
     """Refuse, in one line, a graph TensorRT ``version``'s ONNX parser would not import (dsrir.trt.import_rules)."""
-    if graph.metadata.precision == CPU_INT8:
+    if graph.metadata.precision == INT8_CPU:
         raise DSRIRError(
-            f"{graph.path} is the CPU INT8 graph (dsrir.precision {CPU_INT8}): its UINT8 zero points import into no "
+            f"{graph.path} is the CPU INT8 graph (dsrir.precision {INT8_CPU}): its UINT8 zero points import into no "
             "TensorRT version; build from the FP32/FP16 export or calibration's model_qdq.onnx"
         )
     problems = graph.import_problems(version)
@@ -172,7 +169,7 @@ def check_importable(graph: GraphInfo, version: Version) -> None:
 
 def import_report(graph: GraphInfo, targets: tuple[str, ...]) -> list[tuple[str, str]]:
     """``(version, "ok" | "N problems: ...")`` for each of ``targets``: what --dry-run prints without --target-trt."""
-    if graph.metadata.precision == CPU_INT8:
+    if graph.metadata.precision == INT8_CPU:
         return [(target, "CPU INT8 graph (UINT8 zero points): no TensorRT imports it") for target in targets]
     return [(target, summary(graph.import_problems(target))) for target in targets]
 

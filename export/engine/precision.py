@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsrir.errors import DSRIRError
-from dsrir.trt.version import Version, short
+from dsrir.trt.version import Version, short, strongly_typed_only
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 GRAPH_KINDS = ("fp32", "fp16", "qdq")
@@ -59,9 +59,9 @@ def decide_precision(version: Version, requested: str, graph_kind: str, calib: s
     """Pure: ``version`` (major, minor, ...), ``requested`` in PRECISIONS, ``graph_kind`` in GRAPH_KINDS."""
     if requested not in PRECISIONS or graph_kind not in GRAPH_KINDS:
         raise ValueError(f"precision {requested!r} / graph kind {graph_kind!r}")
-    major, trt = version[0], f"TensorRT {short(version)}"
+    major, trt, typed_only = version[0], f"TensorRT {short(version)}", strongly_typed_only(version)
     if calib is not None:
-        if major >= 11:
+        if typed_only:
             raise DSRIRError(f"{trt} removed INT8 calibrators, so --calib cannot be used: build from {EXPORT_QDQ}")
         if requested not in ("int8", "best"):
             raise DSRIRError("--calib is an INT8 calibration cache: use it with --precision int8 or best")
@@ -75,7 +75,7 @@ def decide_precision(version: Version, requested: str, graph_kind: str, calib: s
             what = "INT8 (Q/DQ)" if graph_kind == "qdq" else "FP16"
             better = "int8 or best" if graph_kind == "qdq" else "fp16"
             raise DSRIRError(f"the graph is {what}: use --precision {better}, or export an FP32 graph for fp32")
-        return _plan(version, major >= 11, (), None, "FP32")
+        return _plan(version, typed_only, (), None, "FP32")
 
     if requested == "fp16":
         if graph_kind == "qdq":
@@ -84,7 +84,7 @@ def decide_precision(version: Version, requested: str, graph_kind: str, calib: s
             if major >= 10:
                 return _plan(version, True, (), None, "FP16 from the graph's types (strongly typed)")
             return _plan(version, False, ("FP16",), None, "FP16 (FP16 graph, FP16 builder flag)")
-        if major >= 11:
+        if typed_only:
             raise DSRIRError(f"TensorRT {major} has no FP16 flag: export an FP16 graph with {EXPORT_FP16}")
         notes: tuple[str, ...] = (
             f"{trt}: the FP16 flag is deprecated from 10.12; an FP16 graph ({EXPORT_FP16}) is the future path",
@@ -98,7 +98,7 @@ def decide_precision(version: Version, requested: str, graph_kind: str, calib: s
             return _plan(version, False, ("INT8",), None, "INT8 via explicit quantization (Q/DQ, INT8 flag)")
         if graph_kind == "fp16":
             raise DSRIRError(f"INT8 needs {EXPORT_QDQ}, not the FP16 graph")
-        if major >= 11:
+        if typed_only:
             raise DSRIRError(f"{trt} removed INT8 calibrators: build from {EXPORT_QDQ}")
         if calib is None:
             raise DSRIRError(
@@ -111,7 +111,7 @@ def decide_precision(version: Version, requested: str, graph_kind: str, calib: s
         return _plan(version, False, ("INT8",), calib, "INT8 via calibration cache (implicit)", notes)
 
     # best: the fastest precisions the graph allows without guessing INT8 scales
-    if major >= 11:
+    if typed_only:
         return _plan(version, True, (), None, f"as typed by the graph ({graph_kind}, strongly typed)")
     if graph_kind == "fp16":
         if major >= 10:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dsrir.errors import DSRIRError
+from dsrir.sizes import round_up
 
 Shape = tuple[int, ...]
 DEFAULT_HW = {"min": (256, 256), "opt": (720, 1280), "max": (1080, 1920)}
@@ -59,13 +60,9 @@ def parse_shape(text: str, flag: str, input_name: str) -> Shape:
     return shape
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 def default_shape(which: str, layout: str, size_multiple: int, static: Sequence[int | str]) -> Shape:
     """The 720p-video default, H/W rounded up to the size multiple; static model dims win."""
-    height, width = (_round_up(v, size_multiple) for v in DEFAULT_HW[which])
+    height, width = (round_up(v, size_multiple) for v in DEFAULT_HW[which])
     c_axis, h_axis, w_axis = hw_axes(layout)
     shape = [1, 1, 1, 1]
     shape[c_axis], shape[h_axis], shape[w_axis] = 3, height, width

@@ -9,16 +9,14 @@ INT8, DLA and the fused plugin belong to the ONNX path.
 
 from __future__ import annotations
 
-import hashlib
 import shlex
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-import dsrir
 from dsrir.errors import DSRIRError
+from dsrir.model.restore_only import RestoreOnly
 from dsrir.trt.gpu import GpuInfo
 from dsrir.trt.sidecar import EngineSidecar
 from export.engine.plan import BuildOptions
@@ -26,18 +24,6 @@ from export.engine.shapes import Profile, format_shape, make_profile
 
 INSTALL_HINT = "torch-tensorrt is not installed: pip install torch-tensorrt (the release matching your torch)"
 INPUT_NAME = "input"
-
-
-class RestoreOnly(torch.nn.Module):
-    """The final image only (DSRIR's forward also returns intermediate images and variance maps)."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        restored: torch.Tensor = self.model.restore(img)
-        return restored
 
 
 def check_options(options: BuildOptions, checkpoint: Path | None) -> None:
@@ -163,10 +149,11 @@ def torch_sidecar(
     """The same sidecar as the ONNX path, with the checkpoint in place of the ONNX file."""
     names = engine_io_names(engine)
     dtype = "float16" if options.precision == "fp16" else "float32"
-    return EngineSidecar(
-        tensorrt_version=tensorrt_version,
-        gpu_name=gpu.name,
-        compute_capability=gpu.cc,
+    return EngineSidecar.for_build(
+        engine,
+        seconds,
+        tensorrt_version,
+        gpu,
         precision=options.precision,
         precision_summary="torch-tensorrt, from the model's types",
         strongly_typed=False,
@@ -181,9 +168,5 @@ def torch_sidecar(
         checkpoint=str(checkpoint),
         version_compatible=options.version_compatible,
         hardware_compatibility=options.hardware_compatibility,
-        engine_sha256=hashlib.sha256(engine).hexdigest(),
-        build_seconds=round(seconds, 2),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dsrir_version=dsrir.__version__,
         rebuild_command=torch_command(checkpoint, options, profile, output),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from dsrir.trt.version import Version
+from dsrir.trt.version import Version, strongly_typed_only
 from export.engine.plan import EnginePlan
 
 HARDWARE_SPELLING = {"ampere+": "ampere+", "same-compute-capability": "sameComputeCapability"}
@@ -35,7 +35,7 @@ def trtexec_args(plan: EnginePlan) -> list[str]:
     args += [f"--{which}Shapes={plan.profile.spec(which)}" for which in ("min", "opt", "max")]
     if major == 10 and precision.strongly_typed:
         args.append("--stronglyTyped")
-    if major < 11:
+    if not strongly_typed_only(plan.version):
         args += ["--fp16"] * ("FP16" in precision.builder_flags) + ["--int8"] * ("INT8" in precision.builder_flags)
         if precision.calibration_cache:
             args.append(f"--calib={precision.calibration_cache}")

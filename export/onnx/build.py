@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING
 import onnx
 
 import dsrir
-from dsrir.atomic import atomic_path
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.graph.checks import TARGET_KEY, check_graph
 from dsrir.graph.metadata import ExportMetadata, write_metadata
+from dsrir.graph.save import save_onnx
+from dsrir.modes import recorded_mode
 from dsrir.trt.import_rules import ImporterRules, rules_for
 from dsrir.trt.version import DEFAULT_TARGET, Version, check_supported, parse_version, short
 
@@ -106,8 +107,8 @@ def target_opset(options: ExportOptions) -> tuple[ImporterRules, int]:
 
 def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions) -> ExportResult:
     """Export ``model`` (a DSRIR in eval mode) to a checked in-memory ONNX model in the requested flavour."""
+    from dsrir.graph.ops import PLUGIN_OP, plugin_nodes
     from dsrir.ops.patch_attention import PatchAttention
-    from export.onnx import plugin_nodes
     from export.onnx.from_torch import export_model
     from export.onnx.target_rewrite import UnsupportedForOpset17, UnsupportedRewrite, rewrite_for_target, to_opset17
 
@@ -127,9 +128,9 @@ def build_onnx(model: nn.Module, preset: str, mode: str, options: ExportOptions)
         except UnsupportedForOpset17 as exc:
             raise ExportFailure(f"cannot write opset 17 for {trt}: {exc}") from exc
     expected = sum(isinstance(m, PatchAttention) for m in model.modules()) if plugin else 0
-    found = len(plugin_nodes.plugin_nodes(graph))
+    found = len(plugin_nodes(graph))
     if found != expected:
-        raise ExportFailure(f"the graph has {found} {plugin_nodes.OP_TYPE} nodes, expected {expected}")
+        raise ExportFailure(f"the graph has {found} {PLUGIN_OP} nodes, expected {expected}")
     check_shape = (1, 3, *(options.check_size or DEFAULT_CHECK_SIZE))
     note = "not simplified (--no-simplify)"
     if options.simplify:
@@ -208,15 +209,10 @@ def default_output(checkpoint: Path, options: ExportOptions) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.{options.patch_attention}.{options.precision}{io}.onnx")
 
 
-def save_onnx(model: onnx.ModelProto, path: Path) -> None:
-    """One self-contained file (weights inside, no ``.onnx.data``), written atomically."""
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp), save_as_external_data=False)
-
-
 def checkpoint_mode(weights: LoadedWeights) -> str:
-    """The training mode the checkpoint records (``all_in_one``, ``noise``...), else ``unknown``."""
-    return str(weights.metadata.get("mode") or "unknown")
+    """The training mode the checkpoint records (``all_in_one``, ``noise``...), else ``unknown``: the metadata states
+    what the file says, never :data:`dsrir.modes.DEFAULT_MODE`."""
+    return recorded_mode(weights.metadata) or "unknown"
 
 
 def export_checkpoint(checkpoint: Path, output: Path | None, options: ExportOptions) -> tuple[Path, ExportResult]:

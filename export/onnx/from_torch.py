@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dsrir.model.restore_only import RestoreOnly
 from export.onnx import plugin_nodes
 
 INPUT_NAME = "input"
@@ -33,18 +34,6 @@ OUTPUT_NAME = "output"
 DIM_NAMES = ("batch", "height", "width")
 MAX_BATCH = 256
 MAX_SIDE = 8192
-
-
-class RestoreOnly(nn.Module):
-    """The final image only: DSRIR's forward also returns the intermediate images and variance maps."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: Tensor) -> Tensor:
-        restored: Tensor = self.model.restore(image)  # type: ignore[operator]
-        return restored
 
 
 class HalveByMean(nn.Module):

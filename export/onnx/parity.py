@@ -2,7 +2,7 @@
 
 Any H x W goes through the same reflect padding to the size multiple and crop as the Restorer, so a size
 that is not a multiple of 8 checks the graph together with the padding a runtime must do. Plugin graphs run
-through onnxruntime-extensions' CPU ops (:func:`export.onnx.plugin_nodes.for_cpu_check`).
+through onnxruntime-extensions' CPU ops (:mod:`dsrir.graph.session`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import onnx
 import torch
 from torch import nn
 
+from dsrir.graph.session import cpu_session
 from dsrir.model.restorer import pad_to_multiple
-from export.onnx import plugin_nodes
 
 
 @dataclass(frozen=True)
@@ -32,22 +32,6 @@ class Parity:
         if self.io == "uint8":
             return f"max abs error {round(self.max_abs * 255)} level(s) at {size}"
         return f"max abs error {self.max_abs:.2e} at {size}"
-
-
-def session(model: onnx.ModelProto, threads: int = 0) -> Any:
-    """A CPU InferenceSession for ``model``; plugin nodes need onnxruntime-extensions (ImportError otherwise)."""
-    import onnxruntime  # type: ignore[import-untyped]
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    if plugin_nodes.plugin_nodes(model):
-        from dsrir.ops.patch_attention_ort import session_options_with_patch_attention
-
-        model = plugin_nodes.for_cpu_check(model)
-        options = session_options_with_patch_attention(options)
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def run_float(sess: Any, image: np.ndarray, multiple: int) -> np.ndarray:
@@ -87,7 +71,7 @@ def check_against_torch(
     """Random input of ``shape`` (N, 3, H, W) through both; the largest difference in [0, 1] units."""
     rng = np.random.default_rng(seed)
     n, _, h, w = shape
-    sess = session(graph)
+    sess = cpu_session(graph)
     if io == "uint8":
         frames = rng.integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
         got = run_frames(sess, frames, multiple).astype(np.int32)

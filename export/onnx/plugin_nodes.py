@@ -20,15 +20,8 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from dsrir.graph.edit import replace_nodes
+from dsrir.graph.ops import PLUGIN_DOMAIN, PLUGIN_DOMAIN_VERSION, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from dsrir.ops.patch_attention import PatchAttention, patch_attention
-
-OP_TYPE = "DSRIR_PatchAttention"
-DOMAIN = "trt.plugins"  # what ONNX Runtime's TensorRT provider uses; TensorRT's parser ignores the domain
-DOMAIN_VERSION = 1
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = ""
-WEIGHT_SLOTS = (1, 2, 3, 4)  # W1, b1, W2, b2: float32 whatever the graph's precision
 
 
 @torch.library.custom_op("dsrir::patch_attention_plugin", mutates_args=())
@@ -81,9 +74,9 @@ def _op_schema() -> onnx.defs.OpSchema:
     formal = schema.FormalParameter
     optional = schema.FormalParameterOption.Optional
     return schema(
-        OP_TYPE,
-        DOMAIN,
-        DOMAIN_VERSION,
+        PLUGIN_OP,
+        PLUGIN_DOMAIN,
+        PLUGIN_DOMAIN_VERSION,
         inputs=[
             formal("res", "T"),
             formal("W1", "W"),
@@ -107,7 +100,7 @@ def translation_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     """``custom_translation_table`` for ``torch.onnx.export``: the plugin op -> one custom-domain node."""
     from onnxscript import values
 
-    node = values.Op(values.Opset(DOMAIN, DOMAIN_VERSION), OP_TYPE, _op_schema())
+    node = values.Op(values.Opset(PLUGIN_DOMAIN, PLUGIN_DOMAIN_VERSION), PLUGIN_OP, _op_schema())
 
     def translate(res: Any, w1: Any, b1: Any, w2: Any, b2: Any, skip: Any, grid_h: int, grid_w: int) -> Any:
         inputs = [res, w1, b1, w2, b2] + ([] if skip is None else [skip])
@@ -116,37 +109,3 @@ def translation_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         )
 
     return {torch.ops.dsrir.patch_attention_plugin.default: translate}
-
-
-def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """The graph's ``DSRIR_PatchAttention`` nodes (any domain but the standard one)."""
-    return [node for node in model.graph.node if node.op_type == OP_TYPE and node.domain not in ("", "ai.onnx")]
-
-
-def for_cpu_check(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy that ONNX Runtime on CPU can run: plugin nodes on onnxruntime-extensions' float32 ops.
-
-    Those ops are float32 only, so in an FP16 graph (one with float16 weights, as :mod:`dsrir.graph.fp16`
-    makes them, where every activation is float16) each node's ``res``/``skip`` is cast to float32 and its
-    output back to float16; the plugin computes in float32 too. Needs onnxruntime-extensions.
-    """
-    from dsrir.ops.patch_attention_ort import to_contrib_domain
-
-    model = copy.deepcopy(model)
-    graph = model.graph
-    fp16 = any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
-    rebuilt: list[onnx.NodeProto] = []
-    for node in graph.node:
-        if not fp16 or node.op_type != OP_TYPE or node.domain in ("", "ai.onnx"):
-            rebuilt.append(node)
-            continue
-        for slot in [0, 5] if len(node.input) > 5 and node.input[5] else [0]:
-            cast_name = f"{node.input[slot]}_{node.name}_fp32"
-            rebuilt.append(onnx.helper.make_node("Cast", [node.input[slot]], [cast_name], to=onnx.TensorProto.FLOAT))
-            node.input[slot] = cast_name
-        result = node.output[0]
-        node.output[0] = f"{result}_fp32"
-        rebuilt.append(node)
-        rebuilt.append(onnx.helper.make_node("Cast", [node.output[0]], [result], to=onnx.TensorProto.FLOAT16))
-    replace_nodes(graph, rebuilt)
-    return to_contrib_domain(model)
