@@ -1,8 +1,8 @@
 """``python -m calibration --onnx MODEL.onnx --synthetic photos/``: INT8 ranges and every artefact built from them.
 
 Writes into ``--output-dir``: ``ranges.json`` (amax per ONNX tensor, per-channel conv weights), ``calib.cache``
-(TensorRT 8.x/10.x EntropyCalibration2 cache), ``manifest.json`` (the calibration set), and, where those stages are
-installed, ``model_qdq.onnx`` (TensorRT-style Q/DQ graph) and ``model_int8_cpu.onnx`` (ONNX Runtime CPU INT8).
+(TensorRT 8.x/10.x EntropyCalibration2 cache), ``manifest.json`` (the calibration set), ``model_qdq.onnx``
+(TensorRT-style Q/DQ graph) and ``model_int8_cpu.onnx`` (ONNX Runtime CPU INT8).
 ``ranges.json`` is written last and vouches for the rest: a second run with the same model, frames and settings
 reuses it instead of calibrating again.
 """
@@ -10,13 +10,10 @@ reuses it instead of calibrating again.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import onnx
 
@@ -32,6 +29,8 @@ from calibration.dataset import (
     parse_crop,
     parse_size,
 )
+from calibration.ort_int8 import quantize_for_cpu, weight_bits_of
+from calibration.qdq import high_precision_for, insert_qdq
 from calibration.ranges import Ranges
 from calibration.trt_cache import check_cache_names
 from dsrir.cli_help import DefaultsHelpFormatter
@@ -143,11 +142,6 @@ def reusable(path: Path, model_sha256: str, dataset: CalibrationSet, settings: d
     return ranges
 
 
-def optional_stage(module: str) -> ModuleType | None:
-    """A calibration stage module if it is installed (``calibration.qdq``, ``calibration.ort_int8``), else None."""
-    return importlib.import_module(module) if importlib.util.find_spec(module) is not None else None
-
-
 def write_artefacts(
     args: argparse.Namespace, out: Path, model: onnx.ModelProto, ranges: Ranges, dataset: CalibrationSet, reused: bool
 ) -> tuple[list[Path], list[str]]:
@@ -161,32 +155,23 @@ def write_artefacts(
         write_calibration_cache(ranges.scales(), out / CACHE, version)
         written.append(out / CACHE)
         notes.append(f"{CACHE} names: {check_cache_names(read_calibration_cache(out / CACHE).scales, model).line()}")
-    ort_int8 = optional_stage("calibration.ort_int8")
-    if ort_int8 is None:
-        notes.append(f"{CPU_INT8_MODEL}: not written (calibration.ort_int8 is not installed)")
-    elif reused and ort_int8.weight_bits_of(out / CPU_INT8_MODEL) == args.cpu_weight_bits:
+    if reused and weight_bits_of(out / CPU_INT8_MODEL) == args.cpu_weight_bits:
         notes.append(f"{CPU_INT8_MODEL}: kept (made with these ranges' model, frames, calibrator and weight bits)")
     else:
         method = "minmax" if args.calibrator == "max" else args.calibrator  # ONNX Runtime's name
-        written.append(
-            ort_int8.quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method, args.cpu_weight_bits)
-        )
+        written.append(quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method, args.cpu_weight_bits))
         notes.append(f"{CPU_INT8_MODEL}: {args.cpu_weight_bits}-bit weights")
-    qdq = optional_stage("calibration.qdq")  # last: it may edit the model it is given
-    if qdq is None:
-        notes.append(f"{QDQ_MODEL}: not written (calibration.qdq is not installed)")
-    else:
-        high_precision = qdq.high_precision_for(version)  # FP16 around INT8 for strongly typed TensorRT 10/11
-        graph = qdq.insert_qdq(model, ranges, high_precision)
-        save_onnx(graph, out / QDQ_MODEL)
-        notes.append(f"{QDQ_MODEL}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
-        problems = check_for_target(graph, version)
-        if problems:  # the FP32 graph was exported for another TensorRT line
-            notes.append(
-                f"{QDQ_MODEL}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
-                f"the FP32 graph with python -m export.onnx --target-trt {short(version)} and calibrate that"
-            )
-        written.append(out / QDQ_MODEL)
+    high_precision = high_precision_for(version)  # FP16 around INT8 for strongly typed TensorRT 10/11
+    graph = insert_qdq(model, ranges, high_precision)  # last: it may edit the model it is given
+    save_onnx(graph, out / QDQ_MODEL)
+    notes.append(f"{QDQ_MODEL}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
+    problems = check_for_target(graph, version)
+    if problems:  # the FP32 graph was exported for another TensorRT line
+        notes.append(
+            f"{QDQ_MODEL}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
+            f"the FP32 graph with python -m export.onnx --target-trt {short(version)} and calibrate that"
+        )
+    written.append(out / QDQ_MODEL)
     return written, notes
 
 

@@ -11,11 +11,9 @@ from dataclasses import asdict, dataclass, fields
 import onnx
 
 PREFIX = "dsrir."
-PATCH_ATTENTION_FLAVOURS = ("decomposed", "plugin")
 INT8_QDQ = "int8-qdq"  # TensorRT-style explicit quantisation (calibration.qdq)
 INT8_CPU = "int8-cpu"  # ONNX Runtime's uint8 CPU graph (calibration.ort_int8): no TensorRT imports it
 PRECISIONS = ("fp32", "fp16", INT8_QDQ, INT8_CPU)
-IO_KINDS = ("float", "uint8")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,6 @@ import copy
 import threading
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from dsrir.graph.ops import PLUGIN_OP, STANDARD_DOMAINS
 from dsrir.ops.patch_attention_numpy import patch_attention_numpy
 
@@ -151,38 +149,3 @@ def to_contrib_domain(model: onnx.ModelProto) -> onnx.ModelProto:
     del out.opset_import[:]
     out.opset_import.extend(keep)
     return out
-
-
-def run_patch_attention_ort(
-    res: np.ndarray,
-    w1: np.ndarray,
-    b1: np.ndarray,
-    w2: np.ndarray,
-    b2: np.ndarray,
-    grid_h: int,
-    grid_w: int,
-    skip: np.ndarray | None = None,
-) -> np.ndarray:
-    """Run one DSRIR_PatchAttention node in an ONNX Runtime session (a convenience for checks)."""
-    import onnxruntime  # type: ignore[import-untyped]
-    from onnx import TensorProto, helper
-
-    arrays = [np.asarray(a, np.float32) for a in (res, w1, b1, w2, b2)] + (
-        [] if skip is None else [np.asarray(skip, np.float32)]
-    )
-    names = ["res", "W1", "b1", "W2", "b2", "skip"][: len(arrays)]
-    op_type = OP_TYPE_SKIP if skip is not None else PLUGIN_OP
-    node = helper.make_node(op_type, names, ["out"], domain=CONTRIB_DOMAIN, grid_h=grid_h, grid_w=grid_w)
-    graph = helper.make_graph(
-        [node],
-        "patch_attention",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in zip(names, arrays)],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, arrays[0].shape)],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(CONTRIB_DOMAIN, 1)]
-    )
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), session_options_with_patch_attention(), providers=["CPUExecutionProvider"]
-    )
-    return session.run(None, dict(zip(names, arrays)))[0]

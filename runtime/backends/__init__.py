@@ -42,11 +42,6 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def max_hw(backend: Backend) -> tuple[int, int] | None:
-    """The largest (H, W) the backend takes; None when unlimited."""
-    return backend.profile.max_hw if backend.profile else None
-
-
 def resolve_kind(model: Path, requested: str) -> str:
     """``auto`` -> the backend for the file's suffix; any other choice is kept."""
     if requested not in BACKENDS:
