@@ -20,8 +20,8 @@ import onnx
 from dsrir.errors import DSRIRError
 from dsrir.graph.metadata import INT8_CPU, INT8_QDQ, read_metadata
 from dsrir.graph.session import ort_session
+from runtime.backends import Backend
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
-from runtime.backends.trt_buffers import Profile
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -32,7 +32,7 @@ def pick_providers(available: list[str]) -> list[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
-class OrtBackend:
+class OrtBackend(Backend):
     """One InferenceSession; ``infer`` feeds a preprocessed frame and returns the first output."""
 
     name = "onnxruntime"
@@ -51,7 +51,6 @@ class OrtBackend:
         except KeyError as exc:
             raise DSRIRError(f"{path}: {exc.args[0]}") from None
         self.precision, self.io, self.size_multiple = meta.precision, meta.io, meta.size_multiple
-        self.profile: Profile | None = None
         options: Any = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         if exact_qdq and meta.precision == INT8_QDQ:
