@@ -187,11 +187,11 @@ def _parity(
 ) -> tuple[Parity | None, str]:
     if options.check_size is None:
         return None, "parity not checked (--check-size none)"
-    from export.onnx import parity as onnx_parity
+    from export.onnx.parity import check_against_torch
 
     shape = (1, 3, *options.check_size)
     try:
-        parity = onnx_parity.check_against_torch(graph, model, options.io, shape, multiple)
+        parity = check_against_torch(graph, model, options.io, shape, multiple)
     except ImportError as exc:  # plugin graphs run on CPU through onnxruntime-extensions only
         return None, f"parity not checked: {error_line(exc)}"
     tolerance = TOLERANCE[(options.precision, options.io)]
