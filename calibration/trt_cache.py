@@ -1,6 +1,6 @@
-"""How a calibration cache's tensor names meet a graph, checked before the cache is handed to TensorRT.
-
-The cache format itself, read and written, is :mod:`dsrir.trt.calib_cache`.
+"""Does a calibration cache name the graph's tensors? The calibration stage checks the cache it wrote against the
+FP32 graph: a name TensorRT would not find, or a quantised convolution left without a scale, is a silent accuracy
+loss at build time. The cache format itself, read and written, is :mod:`dsrir.trt.calib_cache`.
 """
 
 from __future__ import annotations
