@@ -44,7 +44,6 @@ from calibration.dataset import (  # noqa: E402
     DEFAULT_CROP,
     CalibrationSet,
     build_calibration_set,
-    file_sha256,
     parse_crop,
     parse_size,
 )
@@ -53,8 +52,9 @@ from calibration.ranges import Ranges  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, EvalSet, synthetic_sets  # noqa: E402
+from dsrir.digest import file_sha256  # noqa: E402
+from dsrir.graph.save import save_onnx  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
-from export.onnx import save_onnx  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
 

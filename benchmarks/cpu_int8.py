@@ -38,6 +38,7 @@ from speed import calibration_frames  # noqa: E402
 from calibration.ort_int8 import quantize_for_cpu  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.graph.session import ort_session  # noqa: E402
 from runtime.backends.cpu_int8 import fit_to_cpu, read_cpu_features  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
@@ -57,7 +58,7 @@ def session(model: onnx.ModelProto, threads: int, optimized: bool = True) -> Any
     options.log_severity_level = 3
     if not optimized:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort_session(model, options)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

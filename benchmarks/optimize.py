@@ -44,10 +44,11 @@ from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, synthetic_sets  # noqa: E402
+from dsrir.graph.metadata import INT8_QDQ, read_metadata, write_metadata  # noqa: E402
+from dsrir.graph.save import save_onnx  # noqa: E402
 from dsrir.metrics import score  # noqa: E402
 from dsrir.model.cost import SIZE_720P, count_flops, count_params  # noqa: E402
-from export.metadata import read_metadata, write_metadata  # noqa: E402
-from export.onnx import ExportOptions, export_checkpoint, save_onnx  # noqa: E402
+from export.onnx.build import ExportOptions, export_checkpoint  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.backends.onnxruntime_backend import OrtBackend  # noqa: E402
 
@@ -102,7 +103,7 @@ def with_export_metadata(path: Path, fp32: onnx.ModelProto, workdir: Path) -> Pa
     model = onnx.load(str(path))
     if {p.key for p in model.metadata_props} >= set(read_metadata(fp32).to_props()):
         return path
-    write_metadata(model, dataclasses.replace(read_metadata(fp32), precision="int8-qdq"))
+    write_metadata(model, dataclasses.replace(read_metadata(fp32), precision=INT8_QDQ))
     copy = workdir / f"stamped_{path.name}"
     save_onnx(model, copy)
     return copy

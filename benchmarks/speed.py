@@ -77,7 +77,7 @@ def calibration_frames(count: int) -> list[np.ndarray]:
 
 def build_variants(weights: Path, workdir: Path, engine: Path | None) -> list[tuple[str, Path]]:
     """(label, model file) for every variant this machine can run."""
-    from export.onnx import ExportOptions, export_checkpoint
+    from export.onnx.build import ExportOptions, export_checkpoint
 
     variants = [("PyTorch eager FP32", weights)]
     fp32, _ = export_checkpoint(weights, workdir / "fp32.onnx", ExportOptions())

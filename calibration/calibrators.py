@@ -13,10 +13,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from dsrir.graph.quant import INT8_MAX
+
 HISTOGRAM_BINS = 2048
 # A tensor whose range keeps growing is re-binned (pairs of bins merged) rather than grown past this many bins.
 MAX_HISTOGRAM_BINS = 4 * HISTOGRAM_BINS
-INT8_LEVELS = 128  # |x| quantised to 0..127: the 128 levels of the entropy search
+INT8_LEVELS = INT8_MAX + 1  # |x| quantised to 0..127: the 128 levels of the entropy search
 BLOCK = 1 << 16  # values binned per step
 
 
@@ -88,13 +90,10 @@ class AbsHistogram:
             self.counts = np.concatenate([self.counts, np.zeros(needed - len(self.counts), np.int64)])
 
 
-class PercentileCalibrator:
-    """``amax`` = the ``percentile`` of ``|x|`` (to one bin width: the upper edge of the bin that reaches it)."""
+class HistogramCalibrator:
+    """Collects a histogram of ``|x|``; a subclass derives ``amax`` from the counts (0 when nothing was seen)."""
 
-    def __init__(self, percentile: float = 99.99, bins: int = HISTOGRAM_BINS) -> None:
-        if not 0.0 < percentile <= 100.0:
-            raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-        self.percentile = percentile
+    def __init__(self, bins: int = HISTOGRAM_BINS) -> None:
         self.histogram = AbsHistogram(bins)
 
     def collect(self, values: np.ndarray) -> None:
@@ -102,14 +101,28 @@ class PercentileCalibrator:
 
     def compute_amax(self) -> float:
         counts = self.histogram.counts
-        if not counts.size:
-            return 0.0
+        return self.amax_from(counts) if counts.size else 0.0
+
+    def amax_from(self, counts: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class PercentileCalibrator(HistogramCalibrator):
+    """``amax`` = the ``percentile`` of ``|x|`` (to one bin width: the upper edge of the bin that reaches it)."""
+
+    def __init__(self, percentile: float = 99.99, bins: int = HISTOGRAM_BINS) -> None:
+        if not 0.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+        super().__init__(bins)
+        self.percentile = percentile
+
+    def amax_from(self, counts: np.ndarray) -> float:
         cumulative = np.cumsum(counts)
         index = int(np.searchsorted(cumulative, cumulative[-1] * self.percentile / 100.0))
         return (min(index, len(counts) - 1) + 1) * self.histogram.width
 
 
-class EntropyCalibrator:
+class EntropyCalibrator(HistogramCalibrator):
     """TensorRT's EntropyCalibration2 on a histogram of ``|x|`` (8-bit Inference with TensorRT, GTC 2017).
 
     For every candidate threshold bin ``i`` from 128 to the histogram's length: the reference ``P`` is
@@ -121,16 +134,10 @@ class EntropyCalibrator:
     """
 
     def __init__(self, bins: int = HISTOGRAM_BINS, levels: int = INT8_LEVELS) -> None:
+        super().__init__(bins)
         self.levels = levels
-        self.histogram = AbsHistogram(bins)
 
-    def collect(self, values: np.ndarray) -> None:
-        self.histogram.add(values)
-
-    def compute_amax(self) -> float:
-        counts = self.histogram.counts
-        if not counts.size:
-            return 0.0
+    def amax_from(self, counts: np.ndarray) -> float:
         divergence = entropy_divergences(counts, self.levels)
         best = self.levels + int(np.argmin(divergence))
         return (best + 0.5) * self.histogram.width

@@ -1,8 +1,8 @@
 """``python -m calibration --onnx MODEL.onnx --synthetic photos/``: INT8 ranges and every artefact built from them.
 
 Writes into ``--output-dir``: ``ranges.json`` (amax per ONNX tensor, per-channel conv weights), ``calib.cache``
-(TensorRT 8.x/10.x EntropyCalibration2 cache), ``manifest.json`` (the calibration set), and, where those stages are
-installed, ``model_qdq.onnx`` (TensorRT-style Q/DQ graph) and ``model_int8_cpu.onnx`` (ONNX Runtime CPU INT8).
+(TensorRT 8.x/10.x EntropyCalibration2 cache), ``manifest.json`` (the calibration set), ``model_qdq.onnx``
+(TensorRT-style Q/DQ graph) and ``model_int8_cpu.onnx`` (ONNX Runtime CPU INT8).
 ``ranges.json`` is written last and vouches for the rest: a second run with the same model, frames and settings
 reuses it instead of calibrating again.
 """
@@ -10,13 +10,10 @@ reuses it instead of calibrating again.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import onnx
 
@@ -29,21 +26,24 @@ from calibration.dataset import (
     CalibrationSet,
     build_calibration_set,
     check_size,
-    file_sha256,
     parse_crop,
     parse_size,
 )
+from calibration.ort_int8 import quantize_for_cpu, weight_bits_of
+from calibration.qdq import high_precision_for, insert_qdq, insert_qdq_plugin
 from calibration.ranges import RANGES_FILE, Ranges
-from calibration.trt_cache import LAST_WITH_CALIBRATORS, check_cache_names, read_scales, write_calibration_cache
+from calibration.trt_cache import check_cache_names
 from dsrir.cli import command, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError, error_line
+from dsrir.graph.save import save_onnx
 from dsrir.onnx_file import load_onnx
 from dsrir.paths import refuse_overwriting_inputs
-from export.onnx import save_onnx
-from export.trt_import_rules import check_for_target
-from export.trt_import_rules import summary as import_summary
-from export.trt_version import DEFAULT_TARGET, parse_version, short
+from dsrir.trt.calib_cache import read_calibration_cache, write_calibration_cache
+from dsrir.trt.import_rules import check_for_target
+from dsrir.trt.import_rules import summary as import_summary
+from dsrir.trt.version import DEFAULT_TARGET, LAST_WITH_CALIBRATORS, parse_version, short, strongly_typed_only
 
 RANGES, CACHE, MANIFEST = RANGES_FILE, "calib.cache", "manifest.json"
 QDQ_MODEL, QDQ_PLUGIN_MODEL, CPU_INT8_MODEL = "model_qdq.onnx", "model_qdq_plugin.onnx", "model_int8_cpu.onnx"
@@ -155,11 +155,6 @@ def reusable(path: Path, model_sha256: str, dataset: CalibrationSet, settings: d
     return ranges
 
 
-def optional_stage(module: str) -> ModuleType | None:
-    """A calibration stage module if it is installed (``calibration.qdq``, ``calibration.ort_int8``), else None."""
-    return importlib.import_module(module) if importlib.util.find_spec(module) is not None else None
-
-
 def write_artefacts(
     args: argparse.Namespace,
     out: Path,
@@ -173,42 +168,33 @@ def write_artefacts(
     written, notes = [out / MANIFEST], []
     dataset.write_manifest(out / MANIFEST)
     version = parse_version(args.target_trt, "--target-trt")
-    if version[0] > LAST_WITH_CALIBRATORS:
+    if strongly_typed_only(version):
         notes.append(f"{CACHE}: not written (TensorRT {short(version)} has no calibrators; use {QDQ_MODEL})")
     else:
-        write_calibration_cache(ranges, out / CACHE, version)
+        write_calibration_cache(ranges.scales(), out / CACHE, version)
         written.append(out / CACHE)
-        notes.append(f"{CACHE} names: {check_cache_names(read_scales(out / CACHE), model).line()}")
-    ort_int8 = optional_stage("calibration.ort_int8")
-    if ort_int8 is None:
-        notes.append(f"{CPU_INT8_MODEL}: not written (calibration.ort_int8 is not installed)")
-    elif reused and ort_int8.weight_bits_of(out / CPU_INT8_MODEL) == args.cpu_weight_bits:
+        notes.append(f"{CACHE} names: {check_cache_names(read_calibration_cache(out / CACHE).scales, model).line()}")
+    if reused and weight_bits_of(out / CPU_INT8_MODEL) == args.cpu_weight_bits:
         notes.append(f"{CPU_INT8_MODEL}: kept (made with these ranges' model, frames, calibrator and weight bits)")
     else:
         method = "minmax" if args.calibrator == "max" else args.calibrator  # ONNX Runtime's name
-        written.append(
-            ort_int8.quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method, args.cpu_weight_bits)
-        )
+        written.append(quantize_for_cpu(args.onnx, dataset, out / CPU_INT8_MODEL, method, args.cpu_weight_bits))
         notes.append(f"{CPU_INT8_MODEL}: {args.cpu_weight_bits}-bit weights")
-    qdq = optional_stage("calibration.qdq")  # last: it may edit the model it is given
-    if qdq is None:
-        notes.append(f"{QDQ_MODEL}: not written (calibration.qdq is not installed)")
-    else:
-        high_precision = qdq.high_precision_for(version)  # FP16 around INT8 for strongly typed TensorRT 10/11
-        graphs = [(QDQ_MODEL, qdq.insert_qdq(model, ranges, high_precision))]
-        if plugin is not None:
-            what = f"--plugin-onnx {args.plugin_onnx}"
-            graphs.append((QDQ_PLUGIN_MODEL, qdq.insert_qdq_plugin(plugin, model, ranges, high_precision, what)))
-        for name, graph in graphs:
-            save_onnx(graph, out / name)
-            notes.append(f"{name}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
-            problems = check_for_target(graph, version)
-            if problems:  # the FP32 graph was exported for another TensorRT line
-                notes.append(
-                    f"{name}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
-                    f"the FP32 graphs with python -m export.onnx --target-trt {short(version)} and calibrate them"
-                )
-            written.append(out / name)
+    high_precision = high_precision_for(version)  # FP16 around INT8 for strongly typed TensorRT 10/11
+    graphs = [(QDQ_MODEL, insert_qdq(model, ranges, high_precision))]
+    if plugin is not None:
+        what = f"--plugin-onnx {args.plugin_onnx}"
+        graphs.append((QDQ_PLUGIN_MODEL, insert_qdq_plugin(plugin, model, ranges, high_precision, what)))
+    for name, graph in graphs:
+        save_onnx(graph, out / name)
+        notes.append(f"{name}: for TensorRT {short(version)}, {high_precision} outside the INT8 layers")
+        problems = check_for_target(graph, version)
+        if problems:  # the FP32 graph was exported for another TensorRT line
+            notes.append(
+                f"{name}: TensorRT {short(version)} would not import it ({import_summary(problems)}): export "
+                f"the FP32 graphs with python -m export.onnx --target-trt {short(version)} and calibrate them"
+            )
+        written.append(out / name)
     return written, notes
 
 
@@ -216,7 +202,8 @@ def load_plugin_flavour(path: Path | None, model: onnx.ModelProto) -> onnx.Model
     """``--plugin-onnx``, checked before calibrating: the plugin flavour of the same weights as ``--onnx``."""
     if path is None:
         return None
-    from calibration.qdq import fp32_export_metadata, matching_sites
+    from calibration.fp32_export import fp32_export_metadata
+    from calibration.qdq import matching_sites
 
     plugin = load_onnx(path, "--plugin-onnx")
     what = f"--plugin-onnx {path}"

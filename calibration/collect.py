@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,48 +21,23 @@ from onnx import numpy_helper
 from tqdm import tqdm
 
 from calibration.calibrators import HISTOGRAM_BINS, Calibrator, make_calibrator
-from calibration.dataset import CalibrationSet, file_sha256
+from calibration.dataset import CalibrationSet
+from calibration.fp32_export import check_fp32_export
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
-from dsrir.errors import DSRIRError
+from dsrir.digest import file_sha256
+from dsrir.graph.session import ort_session
 from dsrir.onnx_file import load_onnx
-from export.metadata import read_metadata
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
 
 DEFAULT_SIZE_MULTIPLE = 8
 PROBE_MULTIPLES = (2, 4)  # probe runs at (2m)^2 and (4m)^2 pixels, m the size multiple
 FLOAT32_BYTES = 4
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 METADATA_OPS = ("Shape", "Size")  # their outputs describe a tensor, they do not carry its values
-EXPORT_HINT = "calibrate the decomposed FP32 float-I/O export (python -m export.onnx --checkpoint W, its defaults)"
 
 
 def check_calibratable(model: onnx.ModelProto, path: Path) -> int:
-    """Refuse graphs whose activations are not the FP32 network's (plugin, FP16, uint8 I/O, Q/DQ); the size multiple.
-
-    Plugin nodes hide the patch-attention tensors from ONNX Runtime, FP16 and Q/DQ graphs measure already rounded
-    values, uint8 I/O feeds 0..255 BGR: ranges from any of them would not be the ones TensorRT sees in FP32.
-    """
-    try:
-        meta = read_metadata(model)
-    except KeyError:
-        meta = None  # not from export.onnx: the graph checks below still apply
-    if meta is not None and meta.patch_attention != "decomposed":
-        raise DSRIRError(f"--onnx {path}: patch attention {meta.patch_attention}, not decomposed; {EXPORT_HINT}")
-    if meta is not None and meta.precision != "fp32":
-        raise DSRIRError(f"--onnx {path}: precision {meta.precision}, not fp32; {EXPORT_HINT}")
-    if meta is not None and (meta.io != "float" or meta.input_range != "0-1"):
-        raise DSRIRError(f"--onnx {path}: {meta.io} I/O in {meta.input_range}, not float 0-1; {EXPORT_HINT}")
-    ops = {(node.domain, node.op_type) for node in model.graph.node}
-    if any(op in QDQ_OPS for _, op in ops):
-        raise DSRIRError(f"--onnx {path}: already quantised (Q/DQ nodes); {EXPORT_HINT}")
-    custom = sorted(op for domain, op in ops if domain not in ("", "ai.onnx"))
-    if custom:
-        raise DSRIRError(f"--onnx {path}: custom ops ({', '.join(custom)}) ONNX Runtime cannot run; {EXPORT_HINT}")
-    elem_type = model.graph.input[0].type.tensor_type.elem_type
-    if elem_type != onnx.TensorProto.FLOAT:
-        raise DSRIRError(f"--onnx {path}: input is {onnx.TensorProto.DataType.Name(elem_type)}; {EXPORT_HINT}")
+    """Refuse anything but the decomposed FP32 float-I/O export (:mod:`calibration.fp32_export`); the size
+    multiple."""
+    meta = check_fp32_export(model, f"--onnx {path}")
     return meta.size_multiple if meta is not None else DEFAULT_SIZE_MULTIPLE
 
 
@@ -86,7 +61,7 @@ def activation_tensors(model: onnx.ModelProto) -> list[str]:
     return names
 
 
-def _session(model: onnx.ModelProto, outputs: Sequence[str]) -> ort.InferenceSession:
+def _session(model: onnx.ModelProto, outputs: Sequence[str]) -> Any:
     """A CPU session of ``model`` whose outputs are exactly ``outputs``."""
     import onnxruntime as ort
 
@@ -101,7 +76,7 @@ def _session(model: onnx.ModelProto, outputs: Sequence[str]) -> ort.InferenceSes
     # One session per group stays open for the whole run: without an arena each returns its memory after a run.
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
-    return ort.InferenceSession(clone.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort_session(clone, options)
 
 
 def estimate_bytes(model: onnx.ModelProto, names: Sequence[str], size: tuple[int, int], multiple: int) -> list[int]:

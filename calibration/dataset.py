@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -29,8 +28,10 @@ import numpy as np
 from dsrir.atomic import write_text_atomic
 from dsrir.cli import frame_size
 from dsrir.data.degrade import degrade
+from dsrir.digest import file_sha256, sha256_hex
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image
+from dsrir.sizes import round_up
 
 MANIFEST_FORMAT = 2  # 2: crop window and per-frame crop positions
 SOURCE_KINDS = ("images", "video", "synthetic")
@@ -101,7 +102,7 @@ class CalibrationSet:
         """The identity of the frames: the manifest with file contents (hashes) in place of paths."""
         identity = self.manifest()
         identity["sources"] = list(self.source_sha256)
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return sha256_hex(json.dumps(identity, sort_keys=True).encode())
 
     def write_manifest(self, path: str | os.PathLike[str]) -> None:
         manifest = {**self.manifest(), "manifest_sha256": self.manifest_sha256}
@@ -127,7 +128,7 @@ def parse_crop(text: str) -> tuple[int, int] | None:
     if width % CROP_ALIGN or height % CROP_ALIGN:
         raise DSRIRError(
             f"--crop {text}: width and height must be multiples of {CROP_ALIGN}, e.g. "
-            f"{_round_up(width, CROP_ALIGN)}x{_round_up(height, CROP_ALIGN)}"
+            f"{round_up(width, CROP_ALIGN)}x{round_up(height, CROP_ALIGN)}"
         )
     return width, height
 
@@ -145,21 +146,8 @@ def check_size(size: tuple[int, int], multiple: int) -> None:
     if size[0] % multiple or size[1] % multiple:
         raise DSRIRError(
             f"--size {size[0]}x{size[1]}: width and height must be multiples of {multiple} (the model's size "
-            f"multiple), e.g. {_round_up(size[0], multiple)}x{_round_up(size[1], multiple)}"
+            f"multiple), e.g. {round_up(size[0], multiple)}x{round_up(size[1], multiple)}"
         )
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (a video can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_calibration_set(

@@ -40,22 +40,21 @@ from onnxruntime.quantization import (  # type: ignore[import-untyped]
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process  # type: ignore[import-untyped]
 
-from calibration.qdq import fp32_export_metadata
+from calibration.fp32_export import fp32_export_metadata
 from calibration.ranges import conv_sites, is_quantized_module
-from dsrir.atomic import atomic_path
 from dsrir.errors import DSRIRError
+from dsrir.graph.metadata import INT8_CPU, write_metadata
+from dsrir.graph.quant import INT8_MAX, REDUCED_RANGE, largest_weight_code
+from dsrir.graph.save import save_onnx
 from dsrir.onnx_file import load_onnx
-from export.metadata import write_metadata
-from runtime.backends.cpu_int8 import FULL_RANGE, REDUCED_RANGE, largest_weight_code
 
-PRECISION = "int8-cpu"
 PURPOSE = "CPU INT8 quantisation"
 METHODS = {
     "minmax": CalibrationMethod.MinMax,
     "percentile": CalibrationMethod.Percentile,
     "entropy": CalibrationMethod.Entropy,
 }
-WEIGHT_BITS = {7: REDUCED_RANGE, 8: FULL_RANGE}  # weight bits -> largest |weight code|
+WEIGHT_BITS = {7: REDUCED_RANGE, 8: INT8_MAX}  # weight bits -> largest |weight code|
 DEFAULT_WEIGHT_BITS = 7
 
 
@@ -94,8 +93,6 @@ def quantize_for_cpu(
         )
     model = load_onnx(fp32_onnx)  # with its external weights, if the exporter wrote them apart
     metadata = fp32_export_metadata(model, PURPOSE)
-    if metadata.io != "float":
-        raise DSRIRError(f"{PURPOSE} needs the float-I/O export (calibration frames are NCHW float32), not uint8 I/O")
     remaining = iter(frames)
     first = next(remaining, None)  # fail before the slow steps when there is nothing (usable) to calibrate on
     if first is None:
@@ -125,9 +122,8 @@ def quantize_for_cpu(
             calibration_cache_path=str(cache),
         )
         result = onnx.load(str(quantized))
-    write_metadata(result, dataclasses.replace(metadata, precision=PRECISION))
-    with atomic_path(output) as tmp:
-        onnx.save(result, str(tmp), save_as_external_data=False)
+    write_metadata(result, dataclasses.replace(metadata, precision=INT8_CPU))
+    save_onnx(result, output)
     return output
 
 

@@ -25,7 +25,7 @@ recommendations of its developer guide ("Working with Quantized Types"):
 High precision: a strongly typed build (TensorRT 10.x with Q/DQ graphs, the only mode of 11.x) computes every
 non-INT8 layer in the graph's own type, and a DequantizeLinear outputs its scale's type. ``high_precision="fp16"``
 (for TensorRT 10/11) therefore makes everything that is not INT8 FP16: scales, weights of the float convolutions,
-every activation, with float32 only at the graph's input and output (:mod:`export.graph_fp16`). FP16 Q/DQ types
+every activation, with float32 only at the graph's input and output (:mod:`dsrir.graph.fp16`). FP16 Q/DQ types
 need opset 19 (QuantizeLinear/DequantizeLinear-19 take float16), which TensorRT 8.x cannot parse: for 8.6 keep
 ``fp32`` and build with the INT8 and FP16 flags.
 """
@@ -39,18 +39,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from calibration.ranges import INT8_MAX, ConvSite, Ranges, conv_sites, is_quantized_module
+from calibration.fp32_export import fp32_export_metadata
+from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
-from export.engine_graph import PLUGIN_OP, QDQ_OPS
-from export.graph_checks import check_graph
-from export.graph_edit import replace_nodes
-from export.metadata import ExportMetadata, read_metadata, write_metadata
+from dsrir.graph.checks import check_graph
+from dsrir.graph.edit import replace_nodes
+from dsrir.graph.metadata import INT8_QDQ, ExportMetadata, write_metadata
+from dsrir.graph.quant import INT8_MAX, MIN_AMAX
 
-PRECISION = "int8-qdq"
 HIGH_PRECISIONS = ("fp32", "fp16")
 FP16_QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear take float16 inputs and scales from opset 19
 PREFIX = "qdq"
-MIN_AMAX = 1e-8  # an all-zero weight channel still needs a positive scale
 
 
 def insert_qdq(model: onnx.ModelProto, ranges: Ranges, high_precision: str = "fp32") -> onnx.ModelProto:
@@ -109,7 +108,7 @@ def _insert_qdq(
     graph.initializer.extend(parameters)
     if high_precision == "fp16":
         quantized = _to_fp16(quantized)
-    write_metadata(quantized, dataclasses.replace(metadata, precision=PRECISION))
+    write_metadata(quantized, dataclasses.replace(metadata, precision=INT8_QDQ))
     check_graph(quantized)
     return quantized
 
@@ -120,7 +119,7 @@ def _to_fp16(quantized: onnx.ModelProto) -> onnx.ModelProto:
     Opset 18 -> 19 changes no op a DSRIR graph uses except by adding types (Cast, Reshape, Resize, Shape,
     Q/DQ), so the version is restamped rather than converted.
     """
-    from export.graph_fp16 import convert_to_fp16
+    from dsrir.graph.fp16 import convert_to_fp16
 
     for opset in quantized.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version < FP16_QDQ_OPSET:
@@ -235,26 +234,6 @@ def qdq_structure(model: onnx.ModelProto) -> QDQStructure:
         tuple(sorted(scales)),
         tuple(sorted(types)),
     )
-
-
-def fp32_export_metadata(model: onnx.ModelProto, purpose: str, allow_plugin: bool = False) -> ExportMetadata:
-    """The metadata of a decomposed FP32 export, the one source INT8 graphs are made from; anything else (the plugin
-    flavour unless ``allow_plugin``, FP16, already quantised, not from ``export.onnx``) is a one-line DSRIRError that
-    starts with ``purpose``."""
-    try:
-        metadata = read_metadata(model)
-    except (KeyError, ValueError) as exc:
-        raise DSRIRError(f"{purpose}: {exc.args[0]} (export it with python -m export.onnx)") from None
-    ops = {node.op_type for node in model.graph.node}
-    if not allow_plugin and (metadata.patch_attention == "plugin" or PLUGIN_OP in ops):
-        raise DSRIRError(
-            f"{purpose} needs the decomposed graph, not the plugin flavour: export without --patch-attention"
-        )
-    if ops & QDQ_OPS:
-        raise DSRIRError(f"{purpose} needs the FP32 export; this graph is already quantised (Q/DQ nodes)")
-    if metadata.precision != "fp32":
-        raise DSRIRError(f"{purpose} needs the FP32 export, not {metadata.precision}: export with --precision fp32")
-    return metadata
 
 
 def carry_ranges(ranges: Ranges, calibrated: onnx.ModelProto, target: onnx.ModelProto, what: str) -> Ranges:

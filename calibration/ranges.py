@@ -17,10 +17,10 @@ import onnx
 
 from dsrir.atomic import write_text_atomic
 from dsrir.errors import DSRIRError
+from dsrir.graph.quant import INT8_MAX, MIN_AMAX
 
 RANGES_FORMAT = 1
 RANGES_FILE = "ranges.json"  # what python -m calibration writes them to
-INT8_MAX = 127.0
 # The exporter wraps the network, so initializers read ``model.<module path>.weight``.
 WEIGHT_PREFIXES = ("model.", "")
 
@@ -38,7 +38,11 @@ class Ranges:
 
     def scale(self, tensor: str) -> float:
         """The INT8 scale of an activation tensor; zero-range tensors get the smallest positive scale."""
-        return max(self.activations[tensor], 1e-8) / INT8_MAX
+        return max(self.activations[tensor], MIN_AMAX) / INT8_MAX
+
+    def scales(self) -> dict[str, float]:
+        """Every activation's INT8 scale, as a calibration cache records them."""
+        return {tensor: self.scale(tensor) for tensor in self.activations}
 
     def save(self, path: str | os.PathLike[str]) -> None:
         payload = {"format": RANGES_FORMAT, **asdict(self)}

@@ -1,57 +1,16 @@
-"""Ranges -> TensorRT calibration cache (EntropyCalibration2 text), and a check of its names against a graph.
-
-A cache lets TensorRT 8.x/10.x build an INT8 engine from the FP32 ONNX without running a calibrator. TensorRT
-only accepts a cache whose header carries its own version (10.x reads a ``TRT-8600-...`` cache as "does not match
-calibrator algorithm type" and recalibrates with no data), so the version is explicit (``--target-trt``). The
-format itself is read by :mod:`export.calib_cache`, which the engine builder uses.
+"""Does a calibration cache name the graph's tensors? The calibration stage checks the cache it wrote against the
+FP32 graph: a name TensorRT would not find, or a quantised convolution left without a scale, is a silent accuracy
+loss at build time. The cache format itself, read and written, is :mod:`dsrir.trt.calib_cache`.
 """
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import onnx
 
-from calibration.ranges import Ranges, conv_sites, is_quantized_module
-from dsrir.atomic import write_text_atomic
-from dsrir.errors import DSRIRError
-from export.calib_cache import read_calibration_cache
-from export.trt_version import Version, short
-
-LAST_WITH_CALIBRATORS = 10  # TensorRT 11 removed INT8 calibrators, and with them the cache
-
-
-def cache_header(version: Version) -> str:
-    """``TRT-<NV_TENSORRT_VERSION>-EntropyCalibration2``: 8.6.1 -> ``TRT-8601-...``, 10.3 -> ``TRT-100300-...``."""
-    major, minor, patch = (*version, 0, 0)[:3]
-    if major > LAST_WITH_CALIBRATORS:
-        raise DSRIRError(
-            f"--target-trt {short(version)}: TensorRT {major} has no INT8 calibrators, so no calibration cache; "
-            "build from the Q/DQ ONNX instead"
-        )
-    code = major * (10000 if major >= 10 else 1000) + minor * 100 + patch
-    return f"TRT-{code}-EntropyCalibration2"
-
-
-def encode_scale(scale: float) -> str:
-    """The 8 hex digits TensorRT writes: the big-endian bits of the float32 scale."""
-    return struct.pack(">f", np.float32(scale)).hex()
-
-
-def write_calibration_cache(ranges: Ranges, path: str | os.PathLike[str], version: Version) -> None:
-    """Every activation of ``ranges`` with scale ``amax / 127``, written atomically."""
-    lines = [cache_header(version)] + [f"{name}: {encode_scale(ranges.scale(name))}" for name in ranges.activations]
-    write_text_atomic(path, "\n".join(lines) + "\n")
-
-
-def read_scales(path: str | os.PathLike[str]) -> dict[str, float]:
-    """Tensor name -> float32 scale of a cache (format errors as one-line :class:`DSRIRError`)."""
-    return read_calibration_cache(Path(path)).scales
+from calibration.ranges import conv_sites, is_quantized_module
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.eval_sets import EvalSet, center_crop_to_multiple, denoise_set, rain100l_set, sots_set, synthetic_sets
 from dsrir.errors import DSRIRError
 from dsrir.imageio import write_image
+from dsrir.modes import DEFAULT_MODE
 
 if TYPE_CHECKING:
     from dsrir.model.restorer import Restorer
@@ -138,7 +139,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="official .pth or project .safetensors weights")
-    parser.add_argument("--mode", choices=list(MODE_TASKS), default="all_in_one", help="which tasks to score")
+    parser.add_argument("--mode", choices=list(MODE_TASKS), default=DEFAULT_MODE, help="which tasks to score")
     parser.add_argument("--denoise-path", help="folder of clean test images (BSD68, Urban100); noise is added")
     parser.add_argument("--derain-path", help="Rain100L test folder with input/ and target/")
     parser.add_argument("--dehaze-path", help="SOTS outdoor folder with input/ and target/")

@@ -1,10 +1,10 @@
 """``python -m export.build_engine --onnx dsrir.onnx``: a TensorRT engine plus its ``.json`` sidecar.
 
 trtexec's options under their usual names; the installed TensorRT's major version decides how a
-precision is obtained (``export.engine_precision``), and a request it cannot honour fails with one line.
+precision is obtained (``export.engine.precision``), and a request it cannot honour fails with one line.
 The plan and the equivalent trtexec command are printed before building; ``--dry-run`` stops there and
 needs no TensorRT and no GPU (``--target-trt`` picks the version to plan for). Every plan first runs the ONNX
-import rules of its TensorRT version (:mod:`export.trt_import_rules`): a graph that parser would refuse or misread
+import rules of its TensorRT version (:mod:`dsrir.trt.import_rules`): a graph that parser would refuse or misread
 (the CPU INT8 graph, an opset-18 export for 8.x...) fails with one line; ``--dry-run`` without ``--target-trt``
 also reports the check for every TensorRT line it knows.
 """
@@ -12,20 +12,23 @@ also reports the check for every TensorRT line it knows.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
-import dsrir
 from dsrir.atomic import atomic_path
 from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError
-from export.engine_graph import PLUGIN_OP, onnx_digest
-from export.engine_plan import (
+from dsrir.graph.ops import PLUGIN_OP
+from dsrir.trt.gpu import GpuInfo, query_gpu
+from dsrir.trt.import_rules import TARGETS, rules_for
+from dsrir.trt.sidecar import EngineSidecar, sidecar_path, write_sidecar
+from dsrir.trt.version import DEFAULT_TARGET, INSTALL_HINT, full, installed_version, resolve_target, short
+from export.engine.graph import onnx_digest
+from export.engine.plan import (
     HARDWARE_LEVELS,
     PLUGIN_MODES,
     BuildOptions,
@@ -33,16 +36,11 @@ from export.engine_plan import (
     dsrir_command,
     import_report,
     make_plan,
-    sidecar_path,
     timing_cache_pattern,
 )
-from export.engine_precision import PRECISIONS
-from export.engine_shapes import Profile, format_shape
-from export.engine_sidecar import EngineSidecar, write_sidecar
-from export.gpu_info import GpuInfo, query_gpu
-from export.trt_import_rules import TARGETS, rules_for
-from export.trt_version import DEFAULT_TARGET, INSTALL_HINT, full, installed_version, resolve_target, short
-from export.trtexec import trtexec_command
+from export.engine.precision import PRECISIONS
+from export.engine.shapes import Profile, format_shape
+from export.engine.trtexec import trtexec_command
 
 FRONTENDS = ("onnx", "torch-tensorrt")
 
@@ -173,10 +171,11 @@ def sidecar_for(plan: EnginePlan, engine: bytes, seconds: float, tensorrt_versio
     """Everything the runtime (and a person) needs to know about the engine, from the plan and the build."""
     graph, options, meta = plan.graph, plan.options, plan.graph.metadata
     plugin = options.plugin_lib
-    return EngineSidecar(
-        tensorrt_version=tensorrt_version,
-        gpu_name=gpu.name,
-        compute_capability=gpu.cc,
+    return EngineSidecar.for_build(
+        engine,
+        seconds,
+        tensorrt_version,
+        gpu,
         precision=options.precision,
         precision_summary=plan.precision.summary,
         strongly_typed=plan.precision.strongly_typed,
@@ -190,17 +189,13 @@ def sidecar_for(plan: EnginePlan, engine: bytes, seconds: float, tensorrt_versio
         onnx=str(graph.path),
         onnx_sha256=onnx_digest(graph.path),
         plugin_library=str(plugin) if plugin else None,
-        plugin_sha256=hashlib.sha256(plugin.read_bytes()).hexdigest() if plugin else None,
+        plugin_sha256=file_sha256(plugin) if plugin else None,
         plugin_mode=options.plugin_mode if plugin else None,
         calibration_cache=plan.precision.calibration_cache,
         timing_cache=str(plan.timing_cache) if plan.timing_cache else None,
         dla_core=options.dla_core,
         version_compatible=options.version_compatible,
         hardware_compatibility=options.hardware_compatibility,
-        engine_sha256=hashlib.sha256(engine).hexdigest(),
-        build_seconds=round(seconds, 2),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dsrir_version=dsrir.__version__,
         rebuild_command=dsrir_command(plan),
         trtexec_command=trtexec_command(plan),
         extra={"mode": meta.mode, "input_range": meta.input_range, "onnx_precision": meta.precision},
@@ -213,7 +208,7 @@ def write_engine(path: Path, engine: bytes) -> None:
 
 
 def run_onnx(args: argparse.Namespace, options: BuildOptions) -> int:
-    from export.engine_graph import inspect_onnx
+    from export.engine.graph import inspect_onnx
 
     if options.onnx is None:
         raise DSRIRError("--onnx PATH is required (or --frontend torch-tensorrt --checkpoint PATH)")
@@ -225,7 +220,7 @@ def run_onnx(args: argparse.Namespace, options: BuildOptions) -> int:
     if args.dry_run and args.target_trt is None:
         report = import_report(graph, TARGETS)
         width = max(len(target) for target, _ in report)
-        print("ONNX import check (export/trt_import_rules.py):")
+        print("ONNX import check (dsrir/trt/import_rules.py):")
         print("\n".join(f"  TensorRT {target:<{width}}  {result}" for target, result in report))
     plan = make_plan(options, graph, resolve_target(installed, args.target_trt, args.dry_run), gpu)
     print(format_plan(plan, installed is not None and installed[:2] == plan.version[:2]))
@@ -234,7 +229,7 @@ def run_onnx(args: argparse.Namespace, options: BuildOptions) -> int:
         return 0
     if gpu is None:
         raise DSRIRError("no CUDA GPU visible (libcuda.so.1 found no device): TensorRT builds on the target GPU")
-    from export.trt_builder import build_serialized_engine
+    from export.engine.builder import build_serialized_engine
 
     started = time.perf_counter()
     engine = build_serialized_engine(plan)
@@ -246,12 +241,12 @@ def run_onnx(args: argparse.Namespace, options: BuildOptions) -> int:
 
 
 def run_torch_tensorrt(args: argparse.Namespace, options: BuildOptions) -> int:
-    from export.torch_trt import build_with_torch_tensorrt, check_options, require_torch_tensorrt, torch_sidecar
+    from export.engine.torch_trt import build_with_torch_tensorrt, check_options, require_torch_tensorrt, torch_sidecar
 
     check_options(options, args.checkpoint)
     if args.dry_run:
         from dsrir.checkpoint import read_weights
-        from export.torch_trt import torch_profile
+        from export.engine.torch_trt import torch_profile
 
         multiple = read_weights(args.checkpoint).config.size_multiple
         output = options.output or args.checkpoint.with_suffix(".engine")
@@ -267,7 +262,7 @@ def run_torch_tensorrt(args: argparse.Namespace, options: BuildOptions) -> int:
     if gpu is None:
         raise DSRIRError("no CUDA GPU visible (libcuda.so.1 found no device)")
     output = options.output or args.checkpoint.with_suffix(".engine")
-    from export.engine_plan import default_timing_cache
+    from export.engine.plan import default_timing_cache
 
     timing = options.timing_cache or default_timing_cache(installed, gpu)
     started = time.perf_counter()

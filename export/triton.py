@@ -31,9 +31,8 @@ import onnx
 from dsrir.cli import command, non_negative_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
-from export.engine_graph import TensorInfo, inspect_onnx
-from export.engine_plan import sidecar_path
-from export.engine_sidecar import EngineSidecar, read_sidecar
+from dsrir.trt.sidecar import EngineSidecar, read_sidecar, sidecar_path
+from export.engine.graph import TensorInfo, inspect_onnx
 
 TRITONCLIENT_HINT = (
     "export.triton builds Triton's model-config protobuf from tritonclient: pip install 'tritonclient[grpc]'"

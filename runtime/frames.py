@@ -127,7 +127,7 @@ class FrameRunner:
         self.plan_hw: tuple[int, int] | None = None
         self.plan: FitPlan | None = None
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self.in_flight = int(getattr(backend, "slots_in_flight", 1))
+        self.in_flight = backend.slots_in_flight
 
     def _fit_plan(self, hw: tuple[int, int]) -> FitPlan:
         if hw != self.plan_hw or self.plan is None:
@@ -207,14 +207,14 @@ class FrameRunner:
         start = time.perf_counter()
         batch = self.processor.prepare(frame)
         mid = time.perf_counter()
-        slot = self.backend.submit(batch)  # type: ignore[attr-defined]
+        slot = self.backend.submit(batch)
         return Ticket(hw, {"pre": mid - start, "infer": time.perf_counter() - mid, "post": 0.0}, slot=slot)
 
     def collect(self, ticket: Ticket) -> np.ndarray:
         """Wait for ``ticket``'s frame and post-process it; ``timings`` then holds that frame's stage times."""
         if ticket.result is None:
             start = time.perf_counter()
-            output = self.backend.collect(ticket.slot)  # type: ignore[attr-defined]
+            output = self.backend.collect(ticket.slot)
             mid = time.perf_counter()
             ticket.result = self.processor.finish(output, ticket.hw)
             ticket.timings["infer"] += mid - start

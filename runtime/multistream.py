@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from dsrir.errors import error_line
+from runtime.backends import Backend
 from runtime.frames import FrameRunner, Ticket
 from runtime.pipeline import END, POLL_S, Item, Sink, announce_stop, signals_to
 from runtime.stats import MultiStats, StatusLine
@@ -96,10 +97,9 @@ class Job:
         return self.ticket is not None and self.ticket.result is None
 
 
-def backend_max_batch(backend: Any) -> int | None:
-    """The most frames the backend takes in one inference (its ``max_batch``; None: unlimited). Fakes and wrappers
-    that do not declare it take one frame at a time."""
-    declared = getattr(backend, "max_batch", 1)
+def backend_max_batch(backend: Backend) -> int | None:
+    """The most frames the backend takes in one inference (its ``max_batch``; None or 0: unlimited)."""
+    declared = backend.max_batch
     return int(declared) if declared is not None and int(declared) > 0 else None
 
 

@@ -141,8 +141,7 @@ def io_names(model: Path) -> tuple[str, str]:
         graph = onnx.load(str(model), load_external_data=False).graph
         initializers = {init.name for init in graph.initializer}
         return next(v.name for v in graph.input if v.name not in initializers), graph.output[0].name
-    from export.engine_plan import sidecar_path
-    from export.engine_sidecar import read_sidecar
+    from dsrir.trt.sidecar import read_sidecar, sidecar_path
 
     sidecar = read_sidecar(sidecar_path(model))
     if sidecar is None or not sidecar.inputs or not sidecar.outputs:

@@ -20,7 +20,7 @@ import numpy as np
 from dsrir.atomic import publish, temporary_beside, write_bytes_atomic, write_error
 from dsrir.errors import DSRIRError
 from dsrir.paths import InputSet, refuse_overwriting_inputs
-from runtime.sources import gstreamer_error, opencv_has_gstreamer, opencv_has_gui
+from runtime.opencv_build import gstreamer_error, opencv_has_gstreamer, opencv_has_gui
 from runtime.uri import SinkSpec, parse_output
 
 __all__ = [

@@ -6,7 +6,6 @@ Every source yields BGR uint8 H x W x 3 frames and ``None`` at the end. Live sou
 
 from __future__ import annotations
 
-import functools
 import glob
 import logging
 import os
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 
 from dsrir.errors import DSRIRError
+from runtime.opencv_build import gstreamer_error, opencv_has_gstreamer
 from runtime.uri import SourceSpec, demo_clip_path, image_files, parse_input
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "csi_pipeline",
     "demo_clip_path",
     "open_source",
-    "opencv_has_gstreamer",
     "parse_input",
     "video_devices",
 ]
@@ -43,34 +42,6 @@ MAX_BACKOFF_S = 5.0
 MAX_CONSECUTIVE_SKIPS = 5  # grab failures in a row inside a file before we call it the end
 OPEN_TIMEOUT_MS = 5000  # FFmpeg streams: never hang on a dead host
 APPSINK = "appsink drop=true max-buffers=1"
-
-
-@functools.cache
-def _build_info() -> str:
-    return cv2.getBuildInformation()
-
-
-def _build_flag(name: str) -> str:
-    match = re.search(rf"^\s*{name}:\s*(.+)$", _build_info(), re.MULTILINE)
-    return match.group(1).strip() if match else "NO"
-
-
-def opencv_has_gstreamer() -> bool:
-    """JetPack's system OpenCV has GStreamer; the PyPI wheels do not (csi://, gst: and RTSP sinks need it)."""
-    return _build_flag("GStreamer").upper().startswith("YES")
-
-
-def opencv_has_gui() -> bool:
-    """``opencv-python-headless`` reports ``GUI: NONE``: imshow would raise."""
-    return _build_flag("GUI").upper() not in ("NONE", "NO")
-
-
-def gstreamer_error(flag: str, value: str) -> DSRIRError:
-    """Why a GStreamer URI cannot work with this OpenCV, and what to install instead."""
-    return DSRIRError(
-        f"{flag} {value!r}: needs OpenCV built with GStreamer (this one has none: cv2.getBuildInformation()); "
-        "on Jetson use JetPack's system OpenCV (python3-opencv, not the PyPI wheel)"
-    )
 
 
 def video_devices() -> list[str]:

@@ -23,7 +23,6 @@ OUTPUT_FORMS = (
     "none, display://0, a video file (.mp4, .avi, .mkv), an image folder (ending in /) or pattern like "
     "frames/%06d.png, rtsp://... (GStreamer), or gst:PIPELINE"
 )
-VIDEO_FILE_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 OUTPUT_VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv")
 LIVE_KINDS = frozenset({"camera", "csi", "stream", "gst"})
 

@@ -11,7 +11,6 @@ regenerated from the safetensors by this script (``tests/test_shipped_weights.py
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,14 +23,12 @@ import torch  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model, save_safetensors  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
-from export.onnx import ExportOptions, export_checkpoint  # noqa: E402
+from dsrir.digest import file_sha256  # noqa: E402
+from dsrir.modes import DEFAULT_MODE, recorded_mode  # noqa: E402
+from export.onnx.build import ExportOptions, export_checkpoint  # noqa: E402
 
 WEIGHTS_DIR = REPO / "weights"
 MAX_BYTES = 15 * 1024 * 1024  # what a git repository should carry per file
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -45,8 +42,8 @@ def main() -> None:
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if args.checkpoint is not None:
         model, loaded = load_model(args.checkpoint)
-        mode = str(loaded.metadata.get("mode") or "all_in_one")
-        extra = {"mode": mode, "source_sha256": sha256(args.checkpoint)}
+        mode = recorded_mode(loaded.metadata) or DEFAULT_MODE
+        extra = {"mode": mode, "source_sha256": file_sha256(args.checkpoint)}
         # "weights": ema or raw (dsrir.checkpoint); "degradations": the synthetic set trained on (quality.py reads it)
         extra.update(
             {key: str(loaded.metadata[key]) for key in ("weights", "degradations") if loaded.metadata.get(key)}
@@ -72,8 +69,8 @@ def main() -> None:
     onnx_path, result = export_checkpoint(weights, weights.with_suffix(".onnx"), ExportOptions())
     record.update(
         {
-            "safetensors_sha256": sha256(weights),
-            "onnx_sha256": sha256(onnx_path),
+            "safetensors_sha256": file_sha256(weights),
+            "onnx_sha256": file_sha256(onnx_path),
             "onnx_parity_max_abs": result.parity.max_abs if result.parity else None,
         }
     )

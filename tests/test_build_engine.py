@@ -1,4 +1,4 @@
-"""export.build_engine and export.engine_io without TensorRT: the version switch, shapes, trtexec commands,
+"""export.build_engine and dsrir.trt.engine without TensorRT: the version switch, shapes, trtexec commands,
 sidecars and compatibility checks are pure and tested for real; the thin TensorRT layer runs against a
 recording fake module (call order and arguments; mypy checks the real API in test_mypy_tensorrt.py).
 """
@@ -19,21 +19,22 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dsrir.errors import DSRIRError
-from export import build_engine, engine_io
-from export.calib_cache import read_calibration_cache
-from export.engine_compat import incompatibility, warnings_for
-from export.engine_graph import inspect_onnx
-from export.engine_plan import BuildOptions, default_timing_cache, dsrir_command, make_plan
-from export.engine_precision import decide_precision
-from export.engine_shapes import make_profile, parse_shape
-from export.engine_sidecar import EngineSidecar, read_sidecar, write_sidecar
-from export.gpu_info import GpuInfo, parse_capability, slug
-from export.metadata import ExportMetadata, write_metadata
-from export.torch_trt import check_options, torch_profile
-from export.trt_import_rules import TARGETS
-from export.trt_plugin import creator_lookup, missing_creator_message
-from export.trt_version import parse_version, resolve_target
-from export.trtexec import trtexec_command
+from dsrir.graph.metadata import ExportMetadata, write_metadata
+from dsrir.trt import engine as engine_io
+from dsrir.trt.calib_cache import read_calibration_cache
+from dsrir.trt.compat import incompatibility, warnings_for
+from dsrir.trt.gpu import GpuInfo, parse_capability, slug
+from dsrir.trt.import_rules import TARGETS
+from dsrir.trt.plugin import creator_lookup, missing_creator_message
+from dsrir.trt.sidecar import EngineSidecar, read_sidecar, write_sidecar
+from dsrir.trt.version import parse_version, resolve_target
+from export import build_engine
+from export.engine.graph import inspect_onnx
+from export.engine.plan import BuildOptions, default_timing_cache, dsrir_command, make_plan
+from export.engine.precision import decide_precision
+from export.engine.shapes import make_profile, parse_shape
+from export.engine.torch_trt import check_options, torch_profile
+from export.engine.trtexec import trtexec_command
 
 ROOT = Path(__file__).resolve().parents[1]
 V86, V103, V111 = (8, 6, 1), (10, 3, 0, 30), (11, 1, 0)
@@ -539,7 +540,7 @@ def test_trt11_fp16_flag_request_is_refused(work: Path, capsys: pytest.CaptureFi
 def import_rows(out: str) -> dict[str, str]:
     """The per-target rows a dry run without --target-trt prints before the plan: version -> result."""
     lines = out.split("engine plan:")[0].splitlines()
-    assert lines[0] == "ONNX import check (export/trt_import_rules.py):"
+    assert lines[0] == "ONNX import check (dsrir/trt/import_rules.py):"
     rows = [line.split(None, 2)[1:] for line in lines[1:]]
     return {version: result for version, result in rows}
 
@@ -730,7 +731,7 @@ def fake_tensorrt(version: str = "10.3.0.30", dla_cores: int = 0, creator: bool 
             return b"serialized-engine"
 
     class OnnxParser:
-        """Refuses what this TensorRT version's importer refuses (export/trt_import_rules.py), as the real one
+        """Refuses what this TensorRT version's importer refuses (dsrir/trt/import_rules.py), as the real one
         would, instead of accepting every file."""
 
         def __init__(self, network: str, logger: Logger) -> None:
@@ -744,7 +745,7 @@ def fake_tensorrt(version: str = "10.3.0.30", dla_cores: int = 0, creator: bool 
             return self.errors[index]
 
         def parse_from_file(self, path: str) -> bool:
-            from export.trt_import_rules import check_for_target
+            from dsrir.trt.import_rules import check_for_target
 
             calls.append(("parse", path))
             self.errors = [str(problem) for problem in check_for_target(onnx.load(path), version)]
@@ -783,7 +784,7 @@ def test_fake_parser_refuses_what_its_version_cannot_import(tmp_path: Path, with
     """The builder's parse step surfaces the parser's first error in one line (a graph made for 10.x on 8.6)."""
     from types import SimpleNamespace
 
-    from export.trt_builder import _parse
+    from export.engine.builder import _parse
 
     graph = tmp_path / "opset18.onnx"
     make_onnx(graph)
@@ -801,11 +802,11 @@ def test_fake_parser_refuses_what_its_version_cannot_import(tmp_path: Path, with
 @pytest.fixture
 def with_fake_trt(monkeypatch: pytest.MonkeyPatch) -> Any:
     def install(**kwargs: Any) -> types.ModuleType:
-        """A fresh TensorRT, as in a new process: no plugin library loaded yet (export.trt_plugin loads each once)."""
+        """A fresh TensorRT, as in a new process: no plugin library loaded yet (dsrir.trt.plugin loads each once)."""
         trt = fake_tensorrt(**kwargs)
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
-        monkeypatch.setattr("export.trt_plugin._loaded", {})
-        monkeypatch.delitem(sys.modules, "export.trt_calibrator", raising=False)
+        monkeypatch.setattr("dsrir.trt.plugin._loaded", {})
+        monkeypatch.delitem(sys.modules, "export.engine.calibrator", raising=False)
         return trt
 
     return install
@@ -886,7 +887,7 @@ def test_rebuild_command_round_trips_the_options(work: Path) -> None:
 
 
 def test_torch_tensorrt_sidecar_names_the_engine_io(work: Path, with_fake_trt: Any) -> None:
-    from export.torch_trt import torch_sidecar
+    from export.engine.torch_trt import torch_sidecar
 
     with_fake_trt()
     weights = types.SimpleNamespace(config=types.SimpleNamespace(size_multiple=8), preset="dsrir-xs")

@@ -38,9 +38,10 @@ from calibration.collect import (
 from calibration.dataset import CROP_ALIGN, build_calibration_set, parse_crop
 from calibration.qdq import qdq_structure
 from calibration.ranges import Ranges, conv_sites, is_quantized_module
-from calibration.trt_cache import cache_header, check_cache_names, read_scales, write_calibration_cache
+from calibration.trt_cache import check_cache_names
 from dsrir.errors import DSRIRError
-from export.metadata import read_metadata, write_metadata
+from dsrir.graph.metadata import read_metadata, write_metadata
+from dsrir.trt.calib_cache import cache_header, read_calibration_cache, write_calibration_cache
 
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
 
@@ -131,8 +132,9 @@ def test_no_cache_for_tensorrt_11() -> None:
 
 def export_xs(folder: Path, seed: int = 0, patch_attention: str = "decomposed") -> Path:
     """dsrir-xs with seeded random weights, exported to ``folder``."""
+    from dsrir.graph.save import save_onnx
     from dsrir.model import DSRIR, PRESETS
-    from export.onnx import ExportOptions, build_onnx, save_onnx
+    from export.onnx.build import ExportOptions, build_onnx
 
     torch.manual_seed(seed)
     model = DSRIR(PRESETS["dsrir-xs"]).eval()
@@ -192,10 +194,10 @@ def test_runs_are_grouped_under_the_memory_budget() -> None:
 
 def test_cache_round_trip_is_bit_exact(fp32_onnx: Path, max_ranges: Ranges, tmp_path: Path) -> None:
     cache = tmp_path / "calib.cache"
-    write_calibration_cache(max_ranges, cache, (10, 3))
+    write_calibration_cache(max_ranges.scales(), cache, (10, 3))
     lines = cache.read_text().splitlines()
     assert lines[0] == "TRT-100300-EntropyCalibration2" and len(lines) == len(max_ranges.activations) + 1
-    scales = read_scales(cache)
+    scales = read_calibration_cache(cache).scales
     for name in max_ranges.activations:
         expected = np.float32(max_ranges.scale(name))  # amax / 127; an all-zero tensor gets the smallest scale
         assert struct.pack(">f", scales[name]) == struct.pack(">f", expected), name

@@ -355,8 +355,8 @@ def test_an_os_error_in_a_command_is_one_line_with_the_path(tmp_path: Path, caps
 def test_every_frame_size_flag_is_width_x_height() -> None:
     """export.onnx --check-size was HxW while calibration --size/--crop are WxH."""
     from calibration.cli import parse_args as calibration_args
-    from export.onnx import DEFAULT_CHECK_SIZE
-    from export.onnx import parse_args as export_args
+    from export.onnx.build import DEFAULT_CHECK_SIZE
+    from export.onnx.build import parse_args as export_args
 
     assert export_args(["--checkpoint", "w.pth", "--check-size", "96x64"]).check_size == (64, 96)  # (H, W) inside
     assert export_args(["--checkpoint", "w.pth"]).check_size == DEFAULT_CHECK_SIZE

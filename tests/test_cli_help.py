@@ -13,7 +13,7 @@ CLI_MODULES = (
     "train.cli",
     "train.qat",
     "train.prune",
-    "export.onnx",
+    "export.onnx.build",
     "export.build_engine",
     "export.triton",
     "runtime.video",

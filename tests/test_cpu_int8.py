@@ -13,14 +13,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.backends.cpu_int8 import (
-    REDUCED_RANGE,
-    CpuFeatures,
-    fit_to_cpu,
-    largest_weight_code,
-    read_cpu_features,
-    to_reduced_range,
-)
+from dsrir.graph.quant import REDUCED_RANGE, largest_weight_code
+from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features, to_reduced_range
 
 
 def qdq_conv(codes: np.ndarray, scales: np.ndarray) -> onnx.ModelProto:

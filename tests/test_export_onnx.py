@@ -18,16 +18,18 @@ import torch
 
 from dsrir.checkpoint import official_checkpoint, read_weights, save_pth
 from dsrir.errors import DSRIRError
+from dsrir.graph.checks import check_graph
+from dsrir.graph.fp16 import convert_to_fp16
+from dsrir.graph.metadata import ExportMetadata, read_metadata
+from dsrir.graph.ops import PLUGIN_DOMAIN, plugin_nodes
+from dsrir.graph.session import cpu_session
 from dsrir.model import DSRIR
 from dsrir.ops.patch_attention import PatchAttention
-from export import onnx_parity, plugin_nodes
-from export.graph_checks import check_graph
-from export.graph_fp16 import convert_to_fp16
-from export.metadata import ExportMetadata, read_metadata
-from export.onnx import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output, target_opset
-from export.onnx import main as export_main
-from export.trt_import_rules import TARGETS, check_for_target, summary
-from export.uint8_io import wrap_uint8_io
+from dsrir.trt.import_rules import TARGETS, check_for_target, summary
+from export.onnx import parity as onnx_parity
+from export.onnx.build import ExportFailure, ExportOptions, build_onnx, checkpoint_mode, default_output, target_opset
+from export.onnx.build import main as export_main
+from export.onnx.uint8_io import wrap_uint8_io
 from tests.conftest import briefly_trained_denoiser, natural_like_image
 
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
@@ -85,7 +87,7 @@ def for_trt86(checkpoint: Path) -> Path:
 
 
 def float_graph_matches_torch(graph: onnx.ModelProto, model: DSRIR, tolerance: float) -> list[float]:
-    sess = onnx_parity.session(graph)
+    sess = cpu_session(graph)
     errors = []
     for i, shape in enumerate(SIZES):
         image = np.random.default_rng(i).random(shape, dtype=np.float32)
@@ -105,7 +107,7 @@ def test_decomposed_fp32_matches_pytorch_at_three_sizes_without_reexport(decompo
     assert dims == ["batch", 3, "height", "width"]
     assert {op.domain: op.version for op in graph.opset_import}[""] >= 17
     assert {p.key: p.value for p in graph.metadata_props}["dsrir.target_trt"] == "10.3"  # the default target
-    assert not plugin_nodes.plugin_nodes(graph)
+    assert not plugin_nodes(graph)
     float_graph_matches_torch(graph, model, 1e-4)
 
 
@@ -124,7 +126,7 @@ def test_trt86_export_runs_like_the_opset_18_export_and_imports_into_every_targe
     for target in TARGETS:  # 8.5 and 8.6 included; the opset-18 export only passes the 10.x/11.x ones
         assert check_for_target(graph, target) == [], summary(check_for_target(graph, target))
     assert [bool(check_for_target(reference, target)) for target in TARGETS] == [True, True, False, False, False]
-    sessions = onnx_parity.session(graph), onnx_parity.session(reference)
+    sessions = cpu_session(graph), cpu_session(reference)
     for i, shape in enumerate(SIZES):
         image = np.random.default_rng(10 + i).random(shape, dtype=np.float32)
         got, want = (onnx_parity.run_float(sess, image, MULTIPLE) for sess in sessions)
@@ -147,18 +149,18 @@ def test_the_target_picks_the_opset_and_bounds_an_explicit_one() -> None:
 def test_plugin_graph_has_one_node_per_patch_attention(plugin: Path, decomposed: Path, model: DSRIR) -> None:
     graph = onnx.load(str(plugin))
     check_graph(graph)
-    nodes = plugin_nodes.plugin_nodes(graph)
+    nodes = plugin_nodes(graph)
     modules = {f"model.{name}": m for name, m in model.named_modules() if isinstance(m, PatchAttention)}
     assert len(nodes) == len(modules) == 27
     ops = Counter(node.op_type for node in graph.graph.node)
     decomposed_ops = Counter(node.op_type for node in onnx.load(str(decomposed)).graph.node)
     assert ops["ReduceMean"] == 0 and decomposed_ops["ReduceMean"] == len(modules)
     assert ops["Sigmoid"] == decomposed_ops["Sigmoid"] - len(modules)  # PRU and USAU gates remain
-    assert {op.domain for op in graph.opset_import} >= {"", plugin_nodes.DOMAIN}
+    assert {op.domain for op in graph.opset_import} >= {"", PLUGIN_DOMAIN}
     initializers = {init.name: init for init in graph.graph.initializer}
     for node in nodes:
         module = modules.pop(node.input[1].removesuffix(".conv_du.0.weight"))  # each module once
-        assert node.domain == plugin_nodes.DOMAIN and len(node.input) == 6
+        assert node.domain == PLUGIN_DOMAIN and len(node.input) == 6
         attributes = {a.name: a for a in node.attribute}
         assert attributes["plugin_version"].type == onnx.AttributeProto.STRING
         assert attributes["plugin_version"].s == b"1" and attributes["plugin_namespace"].s == b""
@@ -183,8 +185,8 @@ def test_fp16_graph_psnr_within_0_05_db_of_fp32(decomposed: Path, model: DSRIR) 
     types = Counter(init.data_type for init in fp16.graph.initializer)
     assert types[onnx.TensorProto.FLOAT16] > 100 and types[onnx.TensorProto.FLOAT] <= 1  # Resize scales only
     clean, noisy = noisy_pair(128, 160, seed=100)
-    out32 = onnx_parity.run_float(onnx_parity.session(fp32), noisy, MULTIPLE)
-    out16 = onnx_parity.run_float(onnx_parity.session(fp16), noisy, MULTIPLE)
+    out32 = onnx_parity.run_float(cpu_session(fp32), noisy, MULTIPLE)
+    out16 = onnx_parity.run_float(cpu_session(fp16), noisy, MULTIPLE)
     psnr32, psnr16 = psnr(np.clip(out32, 0, 1), clean), psnr(np.clip(out16, 0, 1), clean)
     assert psnr32 > psnr(noisy, clean) + 3  # the network does real work, so the comparison means something
     assert abs(psnr16 - psnr32) <= 0.05, (psnr32, psnr16)
@@ -198,7 +200,7 @@ def test_uint8_graph_matches_float_graph_within_one_level(decomposed: Path, mode
     assert frames_graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     dims = [d.dim_param or d.dim_value for d in frames_graph.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "height", "width", 3]
-    float_sess, frames_sess = onnx_parity.session(float_graph), onnx_parity.session(frames_graph)
+    float_sess, frames_sess = cpu_session(float_graph), cpu_session(frames_graph)
     worst = 0
     for i, (n, _, h, w) in enumerate(SIZES):
         rgb = np.stack([natural_like_image(h, w, seed=50 + i + k) for k in range(n)])
@@ -220,7 +222,7 @@ def test_pruned_model_plugin_fp16_uint8_in_one_export(model: DSRIR, tmp_path: Pa
     result = build_onnx(pruned, "custom", "unknown", options)
     assert result.parity is not None and result.parity.max_abs <= 2 / 255
     graph = result.model
-    nodes = plugin_nodes.plugin_nodes(graph)
+    nodes = plugin_nodes(graph)
     assert result.plugin_nodes == len(nodes) == 27
     initializers = {init.name: init for init in graph.graph.initializer}
     for node in nodes:
@@ -233,7 +235,7 @@ def test_pruned_model_plugin_fp16_uint8_in_one_export(model: DSRIR, tmp_path: Pa
     assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert read_metadata(graph) == result.metadata
     frames = np.random.default_rng(7).integers(0, 256, size=(2, 64, 96, 3), dtype=np.uint8)
-    got = onnx_parity.run_frames(onnx_parity.session(graph), frames, MULTIPLE).astype(np.int32)
+    got = onnx_parity.run_frames(cpu_session(graph), frames, MULTIPLE).astype(np.int32)
     want = onnx_parity.frames_reference(pruned, frames, MULTIPLE).astype(np.int32)
     assert np.abs(got - want).max() <= 2
     # One plugin-to-CPU path: the runtime's backend opens this graph as the parity check runs it (before, the
@@ -242,7 +244,7 @@ def test_pruned_model_plugin_fp16_uint8_in_one_export(model: DSRIR, tmp_path: Pa
 
     path = tmp_path / "plugin.fp16.uint8.onnx"
     onnx.save(graph, str(path))
-    reference = onnx_parity.session(graph).run(None, {graph.graph.input[0].name: frames[:1]})[0]
+    reference = cpu_session(graph).run(None, {graph.graph.input[0].name: frames[:1]})[0]
     np.testing.assert_array_equal(OrtBackend(path, threads=2).infer(frames[:1]), reference)
 
 
@@ -313,7 +315,7 @@ def test_failed_check_is_one_line_exit_1_and_writes_nothing(
     def failing(*args: object) -> None:
         raise ExportFailure("parity check failed: max abs error 1.00e+00 at 1x3x64x96 exceeds 1.0e-04")
 
-    monkeypatch.setattr("export.onnx.build_onnx", failing)
+    monkeypatch.setattr("export.onnx.build.build_onnx", failing)
     output = tmp_path / "never.onnx"
     assert export_main(["--checkpoint", str(checkpoint), "--output", str(output)]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -22,7 +22,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dsrir.errors import DSRIRError
-from export.metadata import ExportMetadata, write_metadata
+from dsrir.graph.metadata import ExportMetadata, write_metadata
+from runtime.backends import Backend
 from runtime.frames import FrameRunner
 from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch
 from runtime.stats import MultiStats
@@ -120,7 +121,7 @@ class ListSink:
         self.closed.set()
 
 
-class CountingIdentity:
+class CountingIdentity(Backend):
     """A float-I/O backend returning its input; records every batch size (``delay_s`` per inference)."""
 
     name, precision, io, size_multiple, profile, description = "fake", "fp32", "float", 8, None, "fake"
@@ -456,5 +457,5 @@ def test_a_batch_restores_each_frame_as_one_at_a_time(graph: Path) -> None:
         assert np.array_equal(restored, runner.run(frame)) and np.array_equal(restored, 255 - frame)
     assert backend_max_batch(runner.backend) is None
     assert backend_max_batch(OrtBackend(inverting_graph(graph.with_name("one.onnx"), batch=1), threads=1)) == 1
-    assert backend_max_batch(type("Engine", (), {"name": "tensorrt"})()) == 1
-    assert backend_max_batch(type("Declared", (), {"max_batch": 8})()) == 8
+    assert backend_max_batch(type("Engine", (Backend,), {"name": "tensorrt"})()) == 1  # undeclared: one frame
+    assert backend_max_batch(type("Declared", (Backend,), {"max_batch": 8})()) == 8

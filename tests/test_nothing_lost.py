@@ -281,7 +281,7 @@ def test_export_onnx_refuses_to_overwrite_its_checkpoint(tmp_path: Path, capsys:
     """``export.onnx --checkpoint w.safetensors --output w.safetensors`` replaced the trained weights with ONNX."""
     from dsrir.checkpoint import official_checkpoint, save_pth
     from dsrir.model import DSRIR, PRESETS
-    from export.onnx import main as export_main
+    from export.onnx.build import main as export_main
 
     weights = tmp_path / "w.pth"
     save_pth(weights, official_checkpoint(DSRIR(PRESETS["dsrir-xs"]), "dsrir-xs", epoch=1, mode="all_in_one"))

@@ -20,7 +20,7 @@ from dsrir.model import DSRIR, PRESETS, DSRIRConfig
 from dsrir.model.arch import SplitEmbedding
 from dsrir.model.cost import REFERENCE_SIZE, count_flops
 from dsrir.ops.patch_attention import PatchAttention
-from export.onnx import ExportOptions, build_onnx
+from export.onnx.build import ExportOptions, build_onnx
 from tests.conftest import natural_like_image
 from train.prune import main
 from train.prune_distill import Distiller, DistillOptions

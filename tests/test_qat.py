@@ -86,7 +86,7 @@ def torchscript_export(model: DSRIR, path: Path) -> onnx.ModelProto:
     """The TorchScript exporter's graph of ``model``: about 1 s instead of 15 s for export.onnx's dynamo exporter,
     with the same Convs and weight names but other tensor names (``/Split_output_0``, not
     ``split_with_sizes_split_0``), so the CLI must carry the ranges to its own export through module paths."""
-    from export.torch_to_onnx import RestoreOnly
+    from dsrir.model.restore_only import RestoreOnly
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice

@@ -22,18 +22,12 @@ from calibration.ort_int8 import quantize_for_cpu, weight_bits_of
 from calibration.qdq import insert_qdq, placement
 from calibration.ranges import ConvSite, Ranges, conv_sites, is_quantized_module
 from dsrir.errors import DSRIRError
-from export import onnx_parity
-from export.engine_graph import inspect_onnx
-from export.metadata import read_metadata, write_metadata
-from export.onnx import ExportOptions, build_onnx
-from runtime.backends.cpu_int8 import (
-    FULL_RANGE,
-    REDUCED_RANGE,
-    CpuFeatures,
-    fit_to_cpu,
-    largest_weight_code,
-    read_cpu_features,
-)
+from dsrir.graph.metadata import read_metadata, write_metadata
+from dsrir.graph.quant import INT8_MAX, REDUCED_RANGE, largest_weight_code
+from dsrir.graph.session import cpu_session
+from export.engine.graph import inspect_onnx
+from export.onnx.build import ExportOptions, build_onnx
+from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
 from tests.conftest import natural_like_image
 
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
@@ -85,7 +79,7 @@ def ranges(fp32_graph: onnx.ModelProto, quantized_sites: list[ConvSite]) -> Rang
     probe = onnx.ModelProto()
     probe.CopyFrom(fp32_graph)
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors)
-    session = onnx_parity.session(probe, threads=2)
+    session = cpu_session(probe, threads=2)
     amax = dict.fromkeys(tensors, 0.0)
     for frame in calibration_frames():
         for tensor, value in zip(tensors, session.run(tensors, {"input": frame})):
@@ -105,8 +99,8 @@ def held_out_batch() -> np.ndarray:
 def output_error(graph: onnx.ModelProto, reference: onnx.ModelProto) -> float:
     """Largest |graph - reference| over a batch of held-out images."""
     frame = held_out_batch()
-    got = onnx_parity.session(graph, threads=2).run(None, {"input": frame})[0]
-    want = onnx_parity.session(reference, threads=2).run(None, {"input": frame})[0]
+    got = cpu_session(graph, threads=2).run(None, {"input": frame})[0]
+    want = cpu_session(reference, threads=2).run(None, {"input": frame})[0]
     return float(np.abs(got - want).max())
 
 
@@ -187,7 +181,10 @@ def test_engine_builder_classifies_the_qdq_graph_as_explicit_int8(qdq_graph: onn
 
 
 def test_qdq_refuses_plugin_fp16_and_uncalibrated_graphs(fp32_graph: onnx.ModelProto, ranges: Ranges) -> None:
-    for field, value, message in (("patch_attention", "plugin", "plugin flavour"), ("precision", "fp16", "fp16")):
+    for field, value, message in (
+        ("patch_attention", "plugin", "plugin, not decomposed"),
+        ("precision", "fp16", "fp16"),
+    ):
         graph = onnx.ModelProto()
         graph.CopyFrom(fp32_graph)
         write_metadata(graph, dataclasses.replace(read_metadata(graph), **{field: value}))
@@ -246,7 +243,7 @@ def test_cpu_uint8_graph_quantises_the_right_convs_with_7_bit_weights(
         if not is_quantized_module(module):  # the MLP's ReLU and sigmoid read float convolution outputs
             assert nodes[site.node].output[0] not in quantized_tensors, module
     assert largest_weight_code(graph) == REDUCED_RANGE  # 7-bit: 2 x 255 x 64 fits an int16 sum
-    assert largest_weight_code(onnx.load(str(cpu_graphs[8]))) == FULL_RANGE
+    assert largest_weight_code(onnx.load(str(cpu_graphs[8]))) == INT8_MAX
     assert weight_bits_of(cpu_graphs[7]) == 7 and weight_bits_of(cpu_graphs[8]) == 8
 
 

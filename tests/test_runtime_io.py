@@ -16,6 +16,7 @@ import pytest
 from dsrir.errors import DSRIRError
 from dsrir.paths import InputSet
 from runtime import sinks, sources
+from runtime.opencv_build import opencv_has_gstreamer
 from runtime.sinks import NullSink, VideoFileSink, open_sink, parse_output
 from runtime.sources import (
     FrameSource,
@@ -230,7 +231,7 @@ def test_missing_camera_lists_devices() -> None:
         assert "none found" in message
 
 
-@pytest.mark.skipif(sources.opencv_has_gstreamer(), reason="this OpenCV has GStreamer")
+@pytest.mark.skipif(opencv_has_gstreamer(), reason="this OpenCV has GStreamer")
 @pytest.mark.parametrize("text", ["csi://0", "gst:videotestsrc ! appsink"])
 def test_gstreamer_inputs_explain_without_gstreamer(text: str) -> None:
     with pytest.raises(DSRIRError, match="GStreamer") as info:
@@ -390,7 +391,7 @@ def test_display_headless_becomes_null(monkeypatch: pytest.MonkeyPatch, caplog: 
     assert isinstance(open_sink(parse_output(None), fps=1.0, size=(8, 8)), NullSink)
 
 
-@pytest.mark.skipif(sources.opencv_has_gstreamer(), reason="this OpenCV has GStreamer")
+@pytest.mark.skipif(opencv_has_gstreamer(), reason="this OpenCV has GStreamer")
 @pytest.mark.parametrize("text", ["rtsp://0.0.0.0:8554/out", "gst:appsrc ! fakesink"])
 def test_gstreamer_outputs_explain_without_gstreamer(text: str) -> None:
     with pytest.raises(DSRIRError, match="GStreamer") as info:

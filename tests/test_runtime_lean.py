@@ -13,9 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
-from export.metadata import ExportMetadata, write_metadata
+from dsrir.graph.metadata import ExportMetadata, write_metadata
+from dsrir.graph.ops import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 NO_TORCH = "import sys; sys.modules['torch'] = None; "
@@ -34,6 +36,40 @@ def identity_onnx(path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     write_metadata(model, ExportMetadata("dsrir-xs", "noise", "decomposed", "fp32", "float", 8, "0-1", "test"))
+    onnx.save(model, str(path))
+    return path
+
+
+def plugin_onnx(path: Path) -> Path:
+    """One ``DSRIR_PatchAttention`` node (``output = input * A + input``), the plugin flavour's form and metadata."""
+    shape = ["N", 3, "H", "W"]
+    rng = np.random.default_rng(0)
+    weights = {"W1": (2, 3, 1, 1), "b1": (2,), "W2": (3, 2, 1, 1), "b2": (3,)}
+    initializers = [
+        helper.make_tensor(name, TensorProto.FLOAT, dims, rng.standard_normal(dims).astype(np.float32).ravel())
+        for name, dims in weights.items()
+    ]
+    node = helper.make_node(
+        PLUGIN_OP,
+        ["input", *weights, "input"],
+        ["output"],
+        domain=PLUGIN_DOMAIN,
+        grid_h=2,
+        grid_w=2,
+        plugin_version=PLUGIN_VERSION,
+        plugin_namespace=PLUGIN_NAMESPACE,
+    )
+    graph = helper.make_graph(
+        [node],
+        "plugin",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)],
+        initializers,
+    )
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid(PLUGIN_DOMAIN, 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 9
+    write_metadata(model, ExportMetadata("dsrir-xs", "noise", "plugin", "fp32", "float", 8, "0-1", "test"))
     onnx.save(model, str(path))
     return path
 
@@ -94,3 +130,22 @@ def test_degrade_rain_and_haze_run_without_torch(tmp_path: Path) -> None:
             assert brighter > (0.9 if kind == "haze" else 0.01)
             assert kind == "haze" or brighter < 0.5  # streaks are sparse
         assert not np.array_equal(written[0], written[1]) or kind == "haze"  # rain is redrawn per frame
+
+
+def test_plugin_graph_runs_on_the_cpu_path_without_torch(tmp_path: Path) -> None:
+    """Plugin graphs run through onnxruntime-extensions (dsrir.graph.session): that path imports no torch either."""
+    pytest.importorskip("onnxruntime_extensions", reason="the CPU path for plugin graphs needs onnxruntime-extensions")
+    model = plugin_onnx(tmp_path / "plugin.onnx")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:02d}.png"), np.full((30, 44, 3), 40 + i, np.uint8))
+    output = tmp_path / "out"
+    argv = ["--input", str(frames), "--output", f"{output}/", "--model", str(model), "--no-progress"]
+    code = (
+        NO_TORCH + "from runtime.video import main; code = main(" + repr(argv) + "); "
+        "assert sys.modules.get('torch') is None, 'torch was imported'; sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(sorted(output.glob("*.png"))) == 2

@@ -21,8 +21,8 @@ import pytest
 
 from dsrir.checkpoint import official_checkpoint, save_pth
 from dsrir.errors import DSRIRError
-from export.onnx import main as export_main
-from runtime.backends import open_backend, resolve_kind
+from export.onnx.build import main as export_main
+from runtime.backends import Backend, open_backend, resolve_kind
 from runtime.backends.trt_buffers import (
     BufferPlan,
     Profile,
@@ -112,7 +112,7 @@ class ListSink:
         self.closed += 1
 
 
-class SlowIdentity:
+class SlowIdentity(Backend):
     """A float-I/O backend returning its input after ``delay_s``; ``fail_at`` raises on that call."""
 
     name, precision, io, size_multiple, profile, description = "fake", "fp32", "float", 8, None, "fake"

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from dsrir.checkpoint import load_model
-from export.metadata import read_metadata
+from dsrir.graph.metadata import read_metadata
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 QUICK_START = "dsrir-xs-p50_all_in_one"

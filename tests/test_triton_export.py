@@ -9,9 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.engine_plan import sidecar_path
-from export.engine_sidecar import EngineSidecar, write_sidecar
-from export.metadata import ExportMetadata, write_metadata
+from dsrir.graph.metadata import ExportMetadata, write_metadata
+from dsrir.trt.sidecar import EngineSidecar, sidecar_path, write_sidecar
 from export.triton import main, parse_config
 
 pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="export.triton needs tritonclient[grpc]")

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from export import trt_plugin
-from export.trt_builder import preview_features
+from dsrir.trt import plugin as trt_plugin
+from export.engine.builder import preview_features
 from runtime.backends.trt_buffers import profile_candidates
 from runtime.video import main
 from tests.conftest import natural_like_image, read_video

@@ -1,4 +1,4 @@
-"""export.trt_import_rules: what each TensorRT line's ONNX importer takes, checked on every DSRIR flavour.
+"""dsrir.trt.import_rules: what each TensorRT line's ONNX importer takes, checked on every DSRIR flavour.
 
 Two halves. Small hand-made graphs pin each rule to the versions it holds for (the importer lines are cited in
 the rules module). Then the real graphs, exported once per module from a seeded dsrir-xs (decomposed and plugin,
@@ -19,9 +19,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from dsrir.errors import DSRIRError
-from export.graph_checks import check_graph
-from export.target_rewrite import explicit_squeeze_axes, split_shape_ranges, to_opset17
-from export.trt_import_rules import (
+from dsrir.graph.checks import check_graph
+from dsrir.trt.import_rules import (
     DSRIR_OPS,
     MODEL,
     RULES,
@@ -32,7 +31,8 @@ from export.trt_import_rules import (
     rules_for,
     summary,
 )
-from export.trt_version import DEFAULT_TARGET
+from dsrir.trt.version import DEFAULT_TARGET
+from export.onnx.target_rewrite import explicit_squeeze_axes, split_shape_ranges, to_opset17
 
 OLD = ("8.5", "8.6")  # JetPack 5.1 / 6.0
 NEW = ("10.3", "10.16", "11.1")
@@ -284,7 +284,7 @@ def exports() -> dict[str, onnx.ModelProto]:
     """The decomposed and plugin exports of a seeded dsrir-xs for the default target and for TensorRT 8.6."""
     pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
     from dsrir.model import DSRIR, PRESETS
-    from export.onnx import ExportOptions, build_onnx
+    from export.onnx.build import ExportOptions, build_onnx
 
     torch.manual_seed(0)
     model = DSRIR(PRESETS["dsrir-xs"]).eval()
@@ -304,8 +304,8 @@ def flavours(
     from calibration.ort_int8 import quantize_for_cpu
     from calibration.qdq import insert_qdq
     from calibration.ranges import Ranges, conv_sites, is_quantized_module
-    from export.graph_fp16 import convert_to_fp16
-    from export.uint8_io import wrap_uint8_io
+    from dsrir.graph.fp16 import convert_to_fp16
+    from export.onnx.uint8_io import wrap_uint8_io
 
     graphs = dict(exports)
     for suffix in ("", " 8.6"):
@@ -397,12 +397,12 @@ def test_the_export_check_writes_nothing_for_a_graph_its_target_would_misread(
     pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
     from dsrir.checkpoint import official_checkpoint, save_pth
     from dsrir.model import DSRIR, PRESETS
-    from export.onnx import main as export_main
+    from export.onnx.build import main as export_main
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "m.pth"
     save_pth(checkpoint, official_checkpoint(DSRIR(PRESETS["dsrir-xs"]), "dsrir-xs", epoch=1, mode="all_in_one"))
-    monkeypatch.setattr("export.target_rewrite.rewrite_for_target", lambda graph, rules: graph)
+    monkeypatch.setattr("export.onnx.target_rewrite.rewrite_for_target", lambda graph, rules: graph)
     output = tmp_path / "m.onnx"
     args = ["--checkpoint", str(checkpoint), "--target-trt", "8.6", "--no-simplify", "--check-size", "none"]
     assert export_main([*args, "--output", str(output)]) == 2

@@ -15,7 +15,8 @@ from dsrir.data.degradations import FAMILIES
 from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
-from train.config import MODE_TASKS, TrainConfig
+from dsrir.modes import MODE_TASKS
+from train.config import TrainConfig
 from train.distributed import init_distributed, shutdown
 from train.trainer import Trainer, TrainSummary
 

@@ -7,18 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsrir.data.degradations import ALL_FAMILIES, DegradationSet, parse_degradations
-
-MODE_TASKS = {
-    "all_in_one": ("noise", "rain", "haze"),
-    "noise": ("noise",),
-    "rain": ("rain",),
-    "haze": ("haze",),
-}
+from dsrir.modes import DEFAULT_MODE, MODE_TASKS
 
 
 @dataclass
 class TrainConfig:
-    mode: str = "all_in_one"
+    mode: str = DEFAULT_MODE
     preset: str = "dsrir"
     session: str = "DSRIR"
     epochs: int = 347

@@ -17,11 +17,11 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
-from calibration.ranges import INT8_MAX, ConvSite, Ranges, is_quantized_module
+from calibration.ranges import ConvSite, Ranges, is_quantized_module
 from dsrir.errors import DSRIRError
+from dsrir.graph.quant import INT8_MAX, MIN_AMAX
 
 QMIN, QMAX = -128.0, 127.0  # int8 saturation of QuantizeLinear; symmetric ranges put amax at 127
-MIN_AMAX = 1e-8  # as Ranges.scale: a tensor that was always zero still gets a positive scale
 ConvT = TypeVar("ConvT", bound=nn.Conv2d)
 ModelT = TypeVar("ModelT", bound=nn.Module)  # a DSRIR in, the same DSRIR out
 

@@ -30,7 +30,8 @@ from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.cost import REFERENCE_SIZE, SIZE_720P, count_flops, count_params
-from train.config import MODE_TASKS, TrainConfig
+from dsrir.modes import DEFAULT_MODE, MODE_TASKS, recorded_mode
+from train.config import TrainConfig
 from train.data import TrainData, build_data
 from train.distributed import resolve_device
 from train.prune_distill import Distiller, DistillOptions, training_batches, validation_psnr
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_args(args)
     device = resolve_device(args.device)
     teacher, weights = load_model(args.checkpoint)
-    mode = args.mode or str(weights.metadata.get("mode") or "all_in_one")
+    mode = args.mode or recorded_mode(weights.metadata) or DEFAULT_MODE
     data = load_data(args, mode)
     steps = args.steps if args.steps is not None else (1000 if data is not None else 0)
     if steps and data is None:

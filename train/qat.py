@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import signal
@@ -50,14 +49,17 @@ from dsrir.atomic import write_text_atomic
 from dsrir.checkpoint import LoadedWeights, load_model, official_checkpoint, save_pth
 from dsrir.cli import command, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError
+from dsrir.graph.save import save_onnx
+from dsrir.graph.session import cpu_session
 from dsrir.losses import LOSSES, DistillationL1Loss, build_loss
 from dsrir.model.arch import DSRIR
+from dsrir.modes import DEFAULT_MODE, MODE_TASKS, recorded_mode
 from dsrir.onnx_file import load_onnx
-from export.onnx import ExportFailure, ExportOptions, build_onnx, save_onnx
-from export.onnx_parity import session
-from export.trt_version import DEFAULT_TARGET, parse_version
-from train.config import MODE_TASKS, TrainConfig
+from dsrir.trt.version import DEFAULT_TARGET, parse_version
+from export.onnx.build import ExportFailure, ExportOptions, build_onnx
+from train.config import TrainConfig
 from train.data import build_data, train_loader
 from train.distributed import resolve_device
 from train.fake_quant import FakeQuantConv2d, learned_ranges, quantize_model, strip_fake_quant
@@ -303,10 +305,6 @@ def save_checkpoint(path: Path, model: DSRIR, weights: LoadedWeights, mode: str,
     save_pth(path, checkpoint)
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def probe_outputs(graph: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
     """A copy of ``graph`` that also returns the tensors ``names`` (to compare intermediate values)."""
     probed = onnx.ModelProto()
@@ -329,7 +327,7 @@ def check_qdq(qdq: onnx.ModelProto, sites: dict[str, ConvSite], model: DSRIR) ->
     names = list(dict.fromkeys(name for probe in probes.values() for name in probe))
     output = qdq.graph.output[0].name
     image = np.random.default_rng(0).random(PARITY_SHAPE, dtype=np.float32)
-    sess = session(probe_outputs(qdq, names))
+    sess = cpu_session(probe_outputs(qdq, names))
     values = dict(zip([output, *names], sess.run([output, *names], {sess.get_inputs()[0].name: image})))
     with torch.no_grad():
         for module, (raw, dequantized_input, dequantized_weight) in probes.items():
@@ -366,7 +364,7 @@ def export_qat(
     qdq = insert_qdq(fp32, ranges, high_precision_for(target or parse_version(DEFAULT_TARGET)))
     fp32_path, ranges_path, qdq_path = output_dir / FP32_NAME, output_dir / RANGES_NAME, output_dir / QDQ_NAME
     save_onnx(fp32, fp32_path)
-    digest = sha256_file(fp32_path)
+    digest = file_sha256(fp32_path)
     dataclasses.replace(ranges, model_sha256=digest, settings={**ranges.settings, **settings}).save(ranges_path)
     save_onnx(qdq, qdq_path)
     return parity, {"FP32 graph": fp32_path, "ranges": ranges_path, "Q/DQ graph": qdq_path}
@@ -384,7 +382,7 @@ def run(args: argparse.Namespace) -> QATSummary:
     graph = load_onnx(args.onnx, "--onnx")
     sites = conv_sites(graph)
     check_graph_weights(graph, sites, model, args.onnx)
-    mode = args.mode or str(weights.metadata.get("mode") or "all_in_one")
+    mode = args.mode or recorded_mode(weights.metadata) or DEFAULT_MODE
     preset = weights.preset or "custom"
     output_dir = args.output_dir or args.checkpoint.with_name(f"{args.checkpoint.stem}_qat")
     device = resolve_device(args.device)

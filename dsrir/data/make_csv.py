@@ -24,9 +24,10 @@ from dsrir.atomic import write_text_atomic
 from dsrir.cli import command, positive_int
 from dsrir.errors import DSRIRError
 from dsrir.imageio import is_image_file, list_images
+from dsrir.modes import DEFAULT_MODE, MODE_TASKS
 from dsrir.paths import refuse_overwriting_inputs, resolved
 
-MODES = ("all_in_one", "noise", "rain", "haze")
+MODES = tuple(MODE_TASKS)
 SHIPPED_NAMES = frozenset(f"train_{mode}.csv" for mode in MODES)
 # What each source needs under the train dir, as reported when it is missing.
 SOURCE_FOLDERS = {
@@ -160,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mode",
         choices=MODES,
-        default="all_in_one",
+        default=DEFAULT_MODE,
         help="all_in_one = noise + rain + haze; noise = BSD400 + WED; rain = Rain100L; "
         "haze = Reside (default: %(default)s)",
     )

@@ -1,5 +1,2 @@
-"""Operators shared by the model, the exporters and the plugin tests."""
-
-from dsrir.ops.patch_attention import PatchAttention, patch_attention
-
-__all__ = ["PatchAttention", "patch_attention"]
+"""Operators shared by the model, the exporters and the plugin tests: the PyTorch reference and its CUDA kernel
+(:mod:`dsrir.ops.patch_attention`), NumPy and ONNX Runtime CPU versions for graphs that run without PyTorch."""

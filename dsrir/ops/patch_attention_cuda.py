@@ -11,7 +11,7 @@ The extension is compiled on first use (not at import, and never on a machine wi
 plugins/torch/patchAttentionTorch.cpp into the torch extensions cache (``TORCH_EXTENSIONS_DIR``,
 default ~/.cache/torch_extensions); without ninja, setuptools builds it there instead. If the build
 fails, :func:`fused_patch_attention_available` warns once with the reason and returns False, and
-:class:`dsrir.ops.PatchAttention` keeps using the PyTorch reference. ``DSRIR_DISABLE_FUSED_PA=1``
+:class:`dsrir.ops.patch_attention.PatchAttention` keeps using the PyTorch reference. ``DSRIR_DISABLE_FUSED_PA=1``
 turns the fused path off (read on every call).
 """
 

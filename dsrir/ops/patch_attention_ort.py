@@ -24,16 +24,14 @@ import copy
 import threading
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from dsrir.graph.ops import PLUGIN_OP, STANDARD_DOMAINS
 from dsrir.ops.patch_attention_numpy import patch_attention_numpy
 
 if TYPE_CHECKING:
     import onnx
     import onnxruntime  # type: ignore[import-untyped]
 
-OP_TYPE = "DSRIR_PatchAttention"
-OP_TYPE_SKIP = "DSRIR_PatchAttentionSkip"
+OP_TYPE_SKIP = PLUGIN_OP + "Skip"
 CONTRIB_DOMAIN = "ai.onnx.contrib"
 INSTALL_HINT = "pip install 'onnxruntime-extensions>=0.15.2,<0.16'"
 
@@ -59,7 +57,7 @@ def register_patch_attention_ops() -> None:
         f32, i64 = ext.PyCustomOpDef.dt_float, ext.PyCustomOpDef.dt_int64
         attrs = {"grid_h": i64, "grid_w": i64}
 
-        @ext.onnx_op(op_type=OP_TYPE, inputs=[f32] * 5, outputs=[f32], attrs=attrs)
+        @ext.onnx_op(op_type=PLUGIN_OP, inputs=[f32] * 5, outputs=[f32], attrs=attrs)
         def _patch_attention(res, w1, b1, w2, b2, grid_h, grid_w):  # type: ignore[no-untyped-def]
             return patch_attention_numpy(res, w1, b1, w2, b2, grid_h, grid_w)
 
@@ -95,23 +93,23 @@ def _rewrite_graph(graph: onnx.GraphProto | onnx.FunctionProto, domains: set[str
             elif attribute.type == onnx.AttributeProto.GRAPHS:
                 for sub in attribute.graphs:
                     count += _rewrite_graph(sub, domains)
-        if node.op_type not in (OP_TYPE, OP_TYPE_SKIP) or node.domain in ("", "ai.onnx"):
+        if node.op_type not in (PLUGIN_OP, OP_TYPE_SKIP) or node.domain in STANDARD_DOMAINS:
             continue
         inputs = list(node.input)
         while inputs and inputs[-1] == "":  # an omitted optional skip may be written as an empty name
             inputs.pop()
         if len(inputs) not in (5, 6) or "" in inputs:
             raise ValueError(
-                f"{OP_TYPE} node {node.name!r} needs inputs [res, W1, b1, W2, b2] and optionally skip, got {inputs}"
+                f"{PLUGIN_OP} node {node.name!r} needs inputs [res, W1, b1, W2, b2] and optionally skip, got {inputs}"
             )
         names = {a.name for a in node.attribute}
         missing = {"grid_h", "grid_w"} - names
         if missing:
-            raise ValueError(f"{OP_TYPE} node {node.name!r} lacks the INT attribute(s) {sorted(missing)}")
+            raise ValueError(f"{PLUGIN_OP} node {node.name!r} lacks the INT attribute(s) {sorted(missing)}")
         domains.add(node.domain)
         del node.input[:]
         node.input.extend(inputs)
-        node.op_type = OP_TYPE_SKIP if len(inputs) == 6 else OP_TYPE
+        node.op_type = OP_TYPE_SKIP if len(inputs) == 6 else PLUGIN_OP
         node.domain = CONTRIB_DOMAIN
         count += 1
     return count
@@ -151,38 +149,3 @@ def to_contrib_domain(model: onnx.ModelProto) -> onnx.ModelProto:
     del out.opset_import[:]
     out.opset_import.extend(keep)
     return out
-
-
-def run_patch_attention_ort(
-    res: np.ndarray,
-    w1: np.ndarray,
-    b1: np.ndarray,
-    w2: np.ndarray,
-    b2: np.ndarray,
-    grid_h: int,
-    grid_w: int,
-    skip: np.ndarray | None = None,
-) -> np.ndarray:
-    """Run one DSRIR_PatchAttention node in an ONNX Runtime session (a convenience for checks)."""
-    import onnxruntime  # type: ignore[import-untyped]
-    from onnx import TensorProto, helper
-
-    arrays = [np.asarray(a, np.float32) for a in (res, w1, b1, w2, b2)] + (
-        [] if skip is None else [np.asarray(skip, np.float32)]
-    )
-    names = ["res", "W1", "b1", "W2", "b2", "skip"][: len(arrays)]
-    op_type = OP_TYPE_SKIP if skip is not None else OP_TYPE
-    node = helper.make_node(op_type, names, ["out"], domain=CONTRIB_DOMAIN, grid_h=grid_h, grid_w=grid_w)
-    graph = helper.make_graph(
-        [node],
-        "patch_attention",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in zip(names, arrays)],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, arrays[0].shape)],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(CONTRIB_DOMAIN, 1)]
-    )
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), session_options_with_patch_attention(), providers=["CPUExecutionProvider"]
-    )
-    return session.run(None, dict(zip(names, arrays)))[0]

@@ -7,7 +7,6 @@ image without PyTorch runs ``.onnx`` and ``.engine`` models.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -24,27 +23,38 @@ SUFFIXES = {
 }
 
 
-class Backend(Protocol):
+class Backend:
     """A loaded network. ``io`` float: ``infer`` takes and returns (N, 3, H, W) RGB float32 in [0, 1]; ``io`` uint8:
     (N, H, W, 3) BGR uint8. H and W are multiples of ``size_multiple`` and inside ``profile`` (None: any); N is at
-    most ``max_batch`` (None: any)."""
+    most ``max_batch`` (None: any).
+
+    What a backend can do is declared here, with the value every backend has unless it says otherwise, so the
+    pipelines read attributes instead of guessing with ``getattr``: one frame per inference (``max_batch``), one
+    frame in flight (``slots_in_flight``; a backend with more slots has ``submit``/``collect``), any H and W.
+    """
 
     name: str
     precision: str
     io: str
     size_multiple: int
-    profile: Profile | None
-    max_batch: int | None
     description: str
+    profile: Profile | None = None
+    max_batch: int | None = 1
+    slots_in_flight = 1
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def submit(self, batch: np.ndarray) -> int:
+        """Start ``batch`` on a free slot and return the slot (backends with ``slots_in_flight`` > 1)."""
+        raise NotImplementedError(f"{self.name} runs one frame at a time: use infer()")
 
+    def collect(self, slot: int) -> np.ndarray:
+        """The output of the batch started on ``slot``, once it is done."""
+        raise NotImplementedError(f"{self.name} runs one frame at a time: use infer()")
 
-def max_hw(backend: Backend) -> tuple[int, int] | None:
-    """The largest (H, W) the backend takes; None when unlimited."""
-    return backend.profile.max_hw if backend.profile else None
+    def close(self) -> None:
+        """Release the model; safe to call twice."""
 
 
 def resolve_kind(model: Path, requested: str) -> str:

@@ -21,9 +21,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from dsrir.graph.quant import REDUCED_RANGE, largest_weight_code, weight_dequantizers
+
 # CPU flags (Linux /proc/cpuinfo spelling) whose integer dot products accumulate u8 x s8 in int32 without saturation.
 NON_SATURATING_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-FULL_RANGE, REDUCED_RANGE = 127, 64  # largest |weight code| of 8-bit symmetric and 7-bit (ORT reduce_range) weights
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -61,19 +62,6 @@ def read_cpu_features(cpuinfo: Path = CPUINFO) -> CpuFeatures:
     except OSError:
         pass
     return CpuFeatures(platform.machine(), frozenset(flags))
-
-
-def weight_dequantizers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """DequantizeLinear nodes whose quantised input is an INT8 initializer (the convolution weights)."""
-    int8 = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.INT8}
-    return [node for node in model.graph.node if node.op_type == "DequantizeLinear" and node.input[0] in int8]
-
-
-def largest_weight_code(model: onnx.ModelProto) -> int:
-    """max |q| over the INT8 weight initializers (0 when there are none)."""
-    codes = {node.input[0] for node in weight_dequantizers(model)}
-    arrays = (numpy_helper.to_array(init) for init in model.graph.initializer if init.name in codes)
-    return max((int(np.abs(a.astype(np.int16)).max(initial=0)) for a in arrays), default=0)
 
 
 def to_reduced_range(model: onnx.ModelProto) -> onnx.ModelProto:

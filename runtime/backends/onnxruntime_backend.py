@@ -3,8 +3,9 @@
 The CPU INT8 graph (precision ``int8-cpu``) is first fitted to the running CPU (:mod:`runtime.backends.cpu_int8`):
 its 8-bit weights are halved in memory where ORT's u8 x s8 kernels would saturate; ``description`` says which.
 
-A plugin-flavoured graph (``DSRIR_PatchAttention`` nodes) runs on the CPU through onnxruntime-extensions; that
-path is slow and imports torch (``dsrir.ops``), so it is only taken when such nodes are present.
+A plugin-flavoured graph (``DSRIR_PatchAttention`` nodes) runs on the CPU through onnxruntime-extensions, the
+exporter's own parity-check path (:mod:`dsrir.graph.session`); it is slow, so it is only taken when such nodes are
+present.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from dsrir.errors import DSRIRError
+from dsrir.graph.metadata import INT8_CPU, INT8_QDQ, read_metadata
+from dsrir.graph.session import ort_session
 from dsrir.onnx_file import load_onnx
-from export.metadata import read_metadata
+from runtime.backends import Backend
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
-from runtime.backends.trt_buffers import Profile
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-PLUGIN_OP = "DSRIR_PatchAttention"
 
 
 def pick_providers(available: list[str]) -> list[str]:
@@ -32,11 +32,7 @@ def pick_providers(available: list[str]) -> list[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
-def has_plugin_nodes(model: onnx.ModelProto) -> bool:
-    return any(node.op_type == PLUGIN_OP for node in model.graph.node)
-
-
-class OrtBackend:
+class OrtBackend(Backend):
     """One InferenceSession; ``infer`` feeds a preprocessed frame and returns the first output."""
 
     name = "onnxruntime"
@@ -55,25 +51,20 @@ class OrtBackend:
         except KeyError as exc:
             raise DSRIRError(f"{path}: {exc.args[0]}") from None
         self.precision, self.io, self.size_multiple = meta.precision, meta.io, meta.size_multiple
-        self.profile: Profile | None = None
         options: Any = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
-        if exact_qdq and meta.precision == "int8-qdq":
+        if exact_qdq and meta.precision == INT8_QDQ:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         providers = pick_providers(list(ort.get_available_providers()))
-        payload: str | bytes = str(path)
+        unchanged: Path | None = path
         weights = ""
-        if meta.precision == "int8-cpu":
+        if meta.precision == INT8_CPU:
             model, how = fit_to_cpu(model, cpu or read_cpu_features())
-            payload, weights = model.SerializeToString(), f", {how}"
-        if has_plugin_nodes(model):  # the exporter's parity check's own CPU path, FP16 graphs included
-            from dsrir.ops.patch_attention_ort import session_options_with_patch_attention
-            from export.plugin_nodes import for_cpu_check
-
-            options = session_options_with_patch_attention(options)
-            payload, providers = for_cpu_check(model).SerializeToString(), ["CPUExecutionProvider"]
+            unchanged, weights = None, f", {how}"
         try:
-            self.session = ort.InferenceSession(payload, options, providers=providers)
+            self.session = ort_session(model, options, providers, unchanged)
+        except ImportError:
+            raise  # a plugin graph without onnxruntime-extensions: the message says what to install
         except Exception as exc:  # ORT's own errors are multi-line; keep the first line
             raise DSRIRError(f"{path}: ONNX Runtime cannot load it: {str(exc).strip().splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name

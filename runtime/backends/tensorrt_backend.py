@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from export.engine_io import io_tensors, load_engine
-from export.trt_version import require_tensorrt
+from dsrir.trt.engine import io_tensors, load_engine
+from dsrir.trt.version import require_tensorrt
+from runtime.backends import Backend
 from runtime.backends.trt_buffers import (
     BufferPlan,
     Profile,
@@ -93,7 +94,7 @@ def _pinned(cuda: Any, shape: tuple[int, ...], dtype: np.dtype, mapped: bool) ->
     return host, base.get_device_pointer()
 
 
-class TrtBackend:
+class TrtBackend(Backend):
     """An engine with one input and one output; float (NCHW) or uint8 (NHWC) I/O read from the engine."""
 
     name = "tensorrt"

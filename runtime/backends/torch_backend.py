@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from runtime.backends.trt_buffers import Profile
+from runtime.backends import Backend
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     """``load_model`` + ``inference_mode``; float I/O like a float ONNX graph."""
 
     name = "torch"
     io = "float"
-    profile: Profile | None = None
     max_batch: int | None = None
 
     def __init__(self, path: Path, device: str | None = None) -> None:

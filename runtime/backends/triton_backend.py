@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from runtime.backends.trt_buffers import Profile
+from runtime.backends import Backend
 
 SCHEME = "triton://"
 DEFAULT_PORT = 8001  # Triton's gRPC port
@@ -115,7 +115,7 @@ class SharedRegions:
                 pass
 
 
-class TritonBackend:
+class TritonBackend(Backend):
     """One gRPC client; ``infer`` sends a preprocessed batch and returns the model's output."""
 
     name = "triton"
@@ -148,7 +148,6 @@ class TritonBackend:
         parameters = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
         self.size_multiple = int(parameters.get("dsrir.size_multiple") or 8)
         self.precision = parameters.get("dsrir.precision") or "unknown"
-        self.profile: Profile | None = None
         where = f"{self.address.url}/{self.address.model}" + (
             f"/{self.address.version}" if self.address.version else ""
         )

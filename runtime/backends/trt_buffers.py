@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsrir.errors import DSRIRError
+from dsrir.sizes import round_up
 
 FIT_MODES = ("resize", "tile", "error")
 LAYOUTS = ("nchw", "nhwc")
@@ -45,10 +46,6 @@ class BufferPlan:
     output_shape: tuple[int, ...]
     input_bytes: int
     output_bytes: int
-
-
-def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def padded_hw(hw: tuple[int, int], multiple: int, profile: Profile | None = None) -> tuple[int, int]:

@@ -197,6 +197,6 @@ class Runtime:
         return ICudaEngine(spec, driver.effective_context())
 
 
-class Builder:  # present so that export.trt_version counts this module as an installed TensorRT
+class Builder:  # present so that dsrir.trt.version counts this module as an installed TensorRT
     def __init__(self, logger: Logger) -> None:
         raise NotImplementedError("the fake TensorRT has no builder")
