@@ -19,7 +19,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from dsrir.errors import DSRIRError, error_line
 
@@ -97,13 +97,19 @@ def _error(text: str) -> None:
     print(f"error: {text}", file=sys.stderr)
 
 
+class Main(Protocol):
+    """A CLI's entry point: ``main()`` parses ``sys.argv``, ``main([...])`` the given arguments; returns its code."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
 def command(
     *,
     interrupted: str = "interrupted",
     memory_hint: str = "work on smaller images or frames",
     failed: tuple[type[Exception], ...] = (),
     worker_errors: bool = False,
-) -> Callable[[Callable[[Sequence[str] | None], int]], Callable[[Sequence[str] | None], int]]:
+) -> Callable[[Main], Main]:
     """Wrap a CLI's ``main(argv) -> exit code`` so that what a user can act on is one ``error:`` line and its code.
 
     ``interrupted``: what Ctrl-C leaves behind (exit 130). ``memory_hint``: which flag makes the work smaller.
@@ -112,7 +118,7 @@ def command(
     Argparse's usage errors (``SystemExit``) pass through unchanged; warnings are printed as one line each.
     """
 
-    def decorate(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+    def decorate(main: Main) -> Main:
         @functools.wraps(main)
         def wrapped(argv: Sequence[str] | None = None) -> int:
             previous = warnings.formatwarning
