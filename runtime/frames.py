@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from runtime.backends.trt_buffers import FitPlan, Profile, fit_frame, padded_hw
+from dsrir.tiling import TileBlender
+from runtime.fit import FitPlan, Profile, fit_frame, padded_hw
 
 if TYPE_CHECKING:
     from runtime.backends import Backend
@@ -223,12 +224,28 @@ class FrameRunner:
         return ticket.result
 
     def _tiled(self, frame: np.ndarray, plan: FitPlan) -> np.ndarray:
-        """Equal tiles restored one by one and averaged where they overlap."""
-        total = np.zeros(frame.shape, np.float32)
-        count = np.zeros(frame.shape[:2] + (1,), np.float32)
-        th, tw = plan.size
-        for top, left in plan.tiles:
-            tile = np.ascontiguousarray(frame[top : top + th, left : left + tw])
-            total[top : top + th, left : left + tw] += self._one(tile)
-            count[top : top + th, left : left + tw] += 1
-        return np.clip(np.rint(total / count), 0, 255).astype(np.uint8)
+        """Tiles restored one by one and blended as :mod:`dsrir.tiling` says, in the network's float output before
+        rounding to 8 bits, as the offline Restorer does, so both give the same pixels."""
+        assert plan.tiling is not None
+        blender = TileBlender(plan.tiling, (3,))
+        th, tw = plan.tiling.tile_hw
+        for top, left in plan.tiling.boxes():
+            start = time.perf_counter()
+            batch = self.processor.prepare(np.ascontiguousarray(frame[top : top + th, left : left + tw]))
+            mid = time.perf_counter()
+            output = self.backend.infer(batch)
+            done = time.perf_counter()
+            # float I/O: RGB in [0, 1], channels first; uint8 I/O: BGR 0-255, channels last
+            planes = output[0, :, :th, :tw] if self.backend.io == "float" else output[0, :th, :tw].transpose(2, 0, 1)
+            blender.add(top, left, planes)
+            self.timings["pre"] += mid - start
+            self.timings["infer"] += done - mid
+            self.timings["post"] += time.perf_counter() - done
+        done = time.perf_counter()
+        blended = blender.result()
+        if self.backend.io == "float":
+            restored = self.processor.finish(blended[None], (frame.shape[0], frame.shape[1]))
+        else:
+            restored = np.ascontiguousarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8).transpose(1, 2, 0))
+        self.timings["post"] += time.perf_counter() - done
+        return restored

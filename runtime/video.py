@@ -22,7 +22,7 @@ import numpy as np
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from runtime.backends import BACKENDS
-from runtime.backends.trt_buffers import FIT_MODES
+from runtime.fit import FIT_MODES
 
 if TYPE_CHECKING:
     from dsrir.paths import InputSet

@@ -2,8 +2,8 @@
 
 The network needs H and W to be multiples of 8; the official evaluation centre-crops, which
 loses pixels. Here the image is reflect-padded and the result cropped back, so the output
-always has the input's size. Large images can be processed in overlapping tiles (blended with
-a linear ramp) so memory stays bounded.
+always has the input's size. Large images can be processed in overlapping tiles so memory stays
+bounded; the tiles and their blending are :mod:`dsrir.tiling`'s, shared with the video runtime.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import Tensor
 
 from dsrir.errors import DSRIRError
 from dsrir.model.arch import DSRIR
+from dsrir.tiling import TileBlender, plan_tiles
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
@@ -39,23 +40,6 @@ def check_tiling(tile: int | None, overlap: int) -> None:
     edge = AUTO_TILE if tile is None else tile
     if not 0 <= overlap < edge:
         raise DSRIRError(f"--tile-overlap {overlap}: expected 0 <= overlap < tile ({edge})")
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets so tiles of ``tile`` cover ``size`` with at least ``overlap`` shared pixels."""
-    if size <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride))
-    starts.append(size - tile)
-    return starts
-
-
-def ramp(length: int, overlap: int, device: torch.device) -> Tensor:
-    """1-D blending weights: rise over ``overlap`` pixels at both ends, never zero."""
-    pos = torch.arange(length, device=device, dtype=torch.float32)
-    edge = torch.minimum(pos + 1, length - pos)
-    return torch.clamp(edge / max(overlap, 1), max=1.0)
 
 
 class Restorer:
@@ -92,28 +76,24 @@ class Restorer:
         if x.ndim != 4 or x.shape[1] != self.model.config.in_channels:
             raise DSRIRError(f"expected an (N, {self.model.config.in_channels}, H, W) tensor, got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
-        padded, (h, w) = pad_to_multiple(x, self.multiple)
+        h, w = x.shape[-2:]
         tile = self.tile
         if tile is None and self.max_pixels is not None and h * w > self.max_pixels:
             tile = AUTO_TILE
-        if tile is None or (padded.shape[-2] <= tile and padded.shape[-1] <= tile):
-            out = self.model.restore(padded)
-        else:
-            out = self._restore_tiled(padded, tile)
-        return out[..., :h, :w]
+        if tile is None or (h <= tile and w <= tile):
+            padded, _ = pad_to_multiple(x, self.multiple)
+            return self.model.restore(padded)[..., :h, :w]
+        return self._restore_tiled(x, tile)
 
     def _restore_tiled(self, x: Tensor, tile: int) -> Tensor:
-        h, w = x.shape[-2:]
-        out = torch.zeros_like(x)
-        weight = torch.zeros((1, 1, h, w), device=x.device)
-        th, tw = min(tile, h), min(tile, w)
-        for top in tile_starts(h, th, self.tile_overlap):
-            for left in tile_starts(w, tw, self.tile_overlap):
-                patch = x[..., top : top + th, left : left + tw]
-                window = ramp(th, self.tile_overlap, x.device)[:, None] * ramp(tw, self.tile_overlap, x.device)[None, :]
-                out[..., top : top + th, left : left + tw] += self.model.restore(patch) * window
-                weight[..., top : top + th, left : left + tw] += window
-        return out / weight
+        """Tiles of the unpadded image, each padded to the size multiple on its own (as the video runtime does)."""
+        plan = plan_tiles((x.shape[-2], x.shape[-1]), (tile, tile), self.tile_overlap)
+        blender = TileBlender(plan, tuple(x.shape[:-2]))
+        th, tw = plan.tile_hw
+        for top, left in plan.boxes():
+            patch, _ = pad_to_multiple(x[..., top : top + th, left : left + tw].contiguous(), self.multiple)
+            blender.add(top, left, self.model.restore(patch)[..., :th, :tw].cpu().numpy())
+        return torch.from_numpy(blender.result()).to(self.device)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Restore one RGB(A) or grayscale image (H x W, H x W x 1/3/4; uint8, uint16 or float
@@ -121,7 +101,7 @@ class Restorer:
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
             raise DSRIRError(f"expected an H x W grayscale or H x W x 1/3/4 image, got shape {image.shape}")
         scale = _dtype_scale(image.dtype)
-        planes = image.astype(np.float32) / scale
+        planes = image.astype(np.float32) * np.float32(1.0 / scale)  # as the video runtime converts frames
         if planes.ndim == 2:
             planes = planes[:, :, None]
         colour, alpha = planes[:, :, :3], planes[:, :, 3:] if planes.shape[2] == 4 else None

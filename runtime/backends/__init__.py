@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from runtime.backends.trt_buffers import Profile
+from runtime.fit import Profile
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
 SUFFIXES = {

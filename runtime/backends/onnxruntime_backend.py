@@ -19,7 +19,7 @@ import onnx
 from dsrir.errors import DSRIRError
 from export.metadata import read_metadata
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
-from runtime.backends.trt_buffers import Profile
+from runtime.fit import Profile
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PLUGIN_OP = "DSRIR_PatchAttention"

@@ -29,12 +29,12 @@ from export.engine_io import io_tensors, load_engine
 from export.trt_version import require_tensorrt
 from runtime.backends.trt_buffers import (
     BufferPlan,
-    Profile,
     needs_realloc,
     plan_buffers,
     profile_candidates,
     profile_from_shapes,
 )
+from runtime.fit import Profile
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from runtime.backends.trt_buffers import Profile
+from runtime.fit import Profile
 
 
 class TorchBackend:

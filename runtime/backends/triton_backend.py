@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from runtime.backends.trt_buffers import Profile
+from runtime.fit import Profile
 
 SCHEME = "triton://"
 DEFAULT_PORT = 8001  # Triton's gRPC port
