@@ -21,8 +21,10 @@ from dsrir.checkpoint import load_model
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
+from dsrir.memory_budget import DEFAULT_MAX_MEMORY, size_argument
 from dsrir.model.restorer import Restorer, check_tiling
 from dsrir.paths import refuse_overwriting_inputs
+from dsrir.tiling import DEFAULT_OVERLAP
 
 
 def collect_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -62,13 +64,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--tile", type=int, default=None, help="restore in overlapping tiles of this many pixels")
     parser.add_argument(
-        "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (0 <= overlap < tile)"
+        "--tile-overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        help="pixels shared by neighbouring tiles (0 <= overlap < tile)",
     )
     parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=4096 * 4096,
-        help="images larger than this are tiled automatically (bounded memory)",
+        "--max-memory",
+        type=size_argument,
+        default=DEFAULT_MAX_MEMORY,
+        help="peak memory of the process (e.g. 3GB, 512MB): images whose activations would not fit are restored in "
+        "tiles sized to it, unless --tile is given",
     )
     parser.add_argument(
         "--strict", action="store_true", help="stop at the first unreadable input instead of skipping and naming it"
@@ -90,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [*args.inputs, *files, args.checkpoint],
         )
         model, weights = load_model(args.checkpoint, device)
-        restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_pixels=args.max_pixels)
+        restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_memory=args.max_memory)
         started = time.perf_counter()
         restored, skipped = restore_all(files, out_dir, restorer, args.strict)
     except DSRIRError as exc:

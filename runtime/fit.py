@@ -53,22 +53,32 @@ def _floor_multiple(value: int, multiple: int) -> int:
     return max(multiple, value // multiple * multiple)
 
 
-def fit_frame(hw: tuple[int, int], multiple: int, profile: Profile | None, mode: str) -> FitPlan:
-    """What to do with a frame the profile may not take (``--fit``); DSRIRError for ``error`` or a bad mode."""
+def fit_frame(
+    hw: tuple[int, int], multiple: int, profile: Profile | None, mode: str, memory_tile: tuple[int, int] | None = None
+) -> FitPlan:
+    """What to do with a frame the profile may not take (``--fit``); DSRIRError for ``error`` or a bad mode.
+
+    ``memory_tile`` is the largest tile ``--max-memory`` allows (:func:`dsrir.memory_budget.tile_for_budget`), None
+    when the whole frame fits the budget. A frame over the budget only is tiled, as the offline Restorer does,
+    unless ``--fit resize`` asks for a smaller frame instead; ``error`` is for what no tiling of memory can fix."""
     if mode not in FIT_MODES:
         raise DSRIRError(f"--fit {mode!r}: expected one of {', '.join(FIT_MODES)}")
-    if fits(hw, multiple, profile):
+    over_profile = not fits(hw, multiple, profile)
+    if not over_profile and memory_tile is None:
         return FitPlan("direct", hw)
-    assert profile is not None and profile.max_hw is not None
-    max_h, max_w = _floor_multiple(profile.max_hw[0], multiple), _floor_multiple(profile.max_hw[1], multiple)
-    if mode == "error":
-        raise DSRIRError(
-            f"a {hw[1]}x{hw[0]} frame is larger than the engine's profile maximum {profile.max_hw[1]}x"
-            f"{profile.max_hw[0]}: pass --fit resize or --fit tile, or rebuild the engine with larger --max-shape"
-        )
+    box = memory_tile or (hw[0], hw[1])
+    if over_profile:
+        assert profile is not None and profile.max_hw is not None
+        if mode == "error":
+            raise DSRIRError(
+                f"a {hw[1]}x{hw[0]} frame is larger than the engine's profile maximum {profile.max_hw[1]}x"
+                f"{profile.max_hw[0]}: pass --fit resize or --fit tile, or rebuild the engine with larger --max-shape"
+            )
+        max_h, max_w = _floor_multiple(profile.max_hw[0], multiple), _floor_multiple(profile.max_hw[1], multiple)
+        box = (min(box[0], max_h), min(box[1], max_w))
     if mode == "resize":
-        scale = min(max_h / hw[0], max_w / hw[1])
-        size = (max(1, min(max_h, int(hw[0] * scale))), max(1, min(max_w, int(hw[1] * scale))))
+        scale = min(box[0] / hw[0], box[1] / hw[1])
+        size = (max(1, min(box[0], int(hw[0] * scale))), max(1, min(box[1], int(hw[1] * scale))))
         return FitPlan("resize", size)
-    tiling = plan_tiles(hw, (max_h, max_w), auto_overlap((max_h, max_w)))
+    tiling = plan_tiles(hw, box, auto_overlap(box))
     return FitPlan("tile", tiling.tile_hw, tiling)

@@ -180,8 +180,10 @@ def test_negative_or_too_large_tile_overlap_is_refused(tmp_path: Path, capsys: p
     model = DSRIR(PRESETS["dsrir-xs"])
     with pytest.raises(DSRIRError, match="--tile-overlap -1"):
         Restorer(model, tile=64, tile_overlap=-1)
-    with pytest.raises(DSRIRError, match="--tile-overlap 512"):  # tiles forced by max_pixels are 512 wide
-        Restorer(model, tile_overlap=512, max_pixels=100)
+    with pytest.raises(DSRIRError, match="--tile-overlap -1"):  # tiles sized by the budget too
+        Restorer(model, tile_overlap=-1, max_memory=10**9)
+    with pytest.raises(DSRIRError, match=r"--tile-overlap 64: expected 0 <= overlap < tile \(64\)"):
+        Restorer(model, tile=64, tile_overlap=64)
 
 
 # --- an image-folder output keeps sizes and names --------------------------------------------------------------------

@@ -108,6 +108,7 @@ class SlowIdentity:
     """A float-I/O backend returning its input after ``delay_s``; ``fail_at`` raises on that call."""
 
     name, precision, io, size_multiple, profile, description = "fake", "fp32", "float", 8, None, "fake"
+    activation_bytes_per_pixel = None
 
     def __init__(self, delay_s: float = 0.0, fail_at: int | None = None, profile: Profile | None = None) -> None:
         self.delay_s, self.fail_at, self.calls, self.profile = delay_s, fail_at, 0, profile

@@ -10,11 +10,14 @@ import cv2
 import numpy as np
 
 from dsrir.checkpoint import load_model
+from dsrir.memory_budget import FIXED_BYTES, FRAME_BYTES_PER_PIXEL, activation_bytes_per_pixel, tile_for_budget
 from dsrir.model import Restorer
+from dsrir.restore import main as restore_main
 from dsrir.tiling import TileBlender, auto_overlap, edge_ramp, plan_tiles, tile_starts
 from runtime.backends import open_backend
 from runtime.fit import Profile
 from runtime.frames import FrameRunner
+from runtime.video import main as video_main
 from tests.conftest import natural_like_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,3 +70,20 @@ def test_offline_and_live_tiles_give_the_same_pixels() -> None:
     live = cv2.cvtColor(FrameRunner(backend, "tile").run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)), cv2.COLOR_BGR2RGB)
     difference = np.abs(offline.astype(int) - live.astype(int))
     assert difference.max() == 0, f"{np.count_nonzero(difference)} values differ, by up to {difference.max()}"
+
+
+def test_dsrir_restore_and_runtime_video_tile_one_photo_alike(tmp_path: Path) -> None:
+    """The same budget gives the same tiles offline and live: ``python -m dsrir.restore --max-memory`` and
+    ``python -m runtime.video --fit tile --max-memory`` on an image folder write the same pixels."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "photo.png"), cv2.cvtColor(natural_like_image(60, 84, seed=6), cv2.COLOR_RGB2BGR))
+    per_pixel = activation_bytes_per_pixel(72)  # the shipped weights' widest convolution, in both files
+    budget = FIXED_BYTES + FRAME_BYTES_PER_PIXEL * 60 * 84 + per_pixel * 50 * 50
+    assert tile_for_budget(budget, (60, 84), per_pixel, 8) == (48, 48)  # 6 tiles
+    offline, live = tmp_path / "offline", tmp_path / "live"
+    argv = [str(photos), "-o", str(offline), "--checkpoint", str(CHECKPOINT), "--device", "cpu"]
+    assert restore_main([*argv, "--max-memory", str(budget)]) == 0
+    argv = ["--input", str(photos), "--output", f"{live}/", "--model", str(ONNX_MODEL), "--fit", "tile"]
+    assert video_main([*argv, "--max-memory", str(budget), "--no-progress"]) == 0
+    assert np.array_equal(cv2.imread(str(offline / "photo.png")), cv2.imread(str(live / "photo.png")))

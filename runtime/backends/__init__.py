@@ -27,7 +27,9 @@ SUFFIXES = {
 class Backend(Protocol):
     """A loaded network. ``io`` float: ``infer`` takes and returns (N, 3, H, W) RGB float32 in [0, 1]; ``io`` uint8:
     (N, H, W, 3) BGR uint8. H and W are multiples of ``size_multiple`` and inside ``profile`` (None: any); N is at
-    most ``max_batch`` (None: any)."""
+    most ``max_batch`` (None: any). ``activation_bytes_per_pixel``: what one input pixel costs this process while
+    the network runs (:mod:`dsrir.memory_budget`), which ``--max-memory`` plans tiles with; None where it is not
+    this process's to plan (a TensorRT engine's memory is fixed when it is built, a Triton server's is its own)."""
 
     name: str
     precision: str
@@ -35,6 +37,7 @@ class Backend(Protocol):
     size_multiple: int
     profile: Profile | None
     max_batch: int | None
+    activation_bytes_per_pixel: int | None
     description: str
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...

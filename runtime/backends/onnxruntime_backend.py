@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from dsrir.errors import DSRIRError
+from dsrir.memory_budget import activation_bytes_per_pixel
 from export.metadata import read_metadata
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
 from runtime.fit import Profile
@@ -33,6 +34,12 @@ def pick_providers(available: list[str]) -> list[str]:
 
 def has_plugin_nodes(model: onnx.ModelProto) -> bool:
     return any(node.op_type == PLUGIN_OP for node in model.graph.node)
+
+
+def widest_channels(model: onnx.ModelProto) -> int:
+    """Output channels of the widest convolution (the largest first dimension of a 4-D weight): what the graph's
+    activation memory per pixel grows with (:mod:`dsrir.memory_budget`)."""
+    return max((int(weight.dims[0]) for weight in model.graph.initializer if len(weight.dims) == 4), default=3)
 
 
 class OrtBackend:
@@ -55,6 +62,7 @@ class OrtBackend:
             raise DSRIRError(f"{path}: {exc.args[0]}") from None
         self.precision, self.io, self.size_multiple = meta.precision, meta.io, meta.size_multiple
         self.profile: Profile | None = None
+        self.activation_bytes_per_pixel: int | None = activation_bytes_per_pixel(widest_channels(model))
         options: Any = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         if exact_qdq and meta.precision == "int8-qdq":

@@ -97,6 +97,7 @@ class TrtBackend:
     """An engine with one input and one output; float (NCHW) or uint8 (NHWC) I/O read from the engine."""
 
     name = "tensorrt"
+    activation_bytes_per_pixel: int | None = None  # the engine's memory is fixed when it is built: the profile limits
     slots_in_flight = SLOTS
 
     def __init__(self, path: Path, plugin_lib: str | Path | None = None) -> None:

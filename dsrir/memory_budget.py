@@ -1,0 +1,100 @@
+"""``--max-memory``: the peak memory a restoring process may use, and the tile size that keeps it there.
+
+Why: the network's activations grow with the image, about 1.4 KB per pixel for the shipped weights on a CPU, so a
+4000x4000 photo restored whole needs over 20 GB and an 8 GB Jetson dies. Tiling by a pixel count cannot know
+that; the budget can. The planner's model of a process's peak memory:
+
+    FIXED_BYTES                                  the interpreter, the libraries and the model
+  + FRAME_BYTES_PER_PIXEL x the image's pixels   the decoded image, its float copy, the blended result, queued frames
+  + activation bytes per pixel x a tile's pixels the network's activations (or the whole padded image's)
+
+Activations scale with the network's widest layer (DSRIR's full-resolution ``ebd`` convolution: 144 channels for
+``dsrir``, 96 for ``dsrir-xs``, 72 for the shipped pruned weights), so they are planned as
+ACTIVATION_BYTES_PER_CHANNEL x its channels per pixel. Measured with ``benchmarks/activation_memory.py`` (the slope of
+peak RSS over the input's pixels, a fresh process per size; AMD EPYC Zen 3, 2 cores): ONNX Runtime 1.32 CPU 1,375
+B/px for the shipped weights (512-1536 px squares) and 1,912 for dsrir-xs (256-512), i.e. 19.1-19.9 per channel;
+PyTorch 2.13 eager 1,209 B/px for the shipped weights (1024-1536), 1,864 for dsrir-xs and 2,693 for dsrir (256-512),
+i.e. 16.8-19.4 per channel. Planned with 22 for both, a margin over the largest. The fixed part measured 90-160 MB
+(ONNX Runtime) and 260-340 MB (PyTorch), planned with 512 MiB. Other backends (CUDA, TensorRT) are not measured: a
+TensorRT engine's memory is fixed when it is built, so only its profile limits the frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+from dsrir.errors import DSRIRError
+from dsrir.tiling import round_up
+
+DEFAULT_MAX_MEMORY = "3GB"  # leaves an 8 GB Jetson room for the system, the display and the video pipeline
+FIXED_BYTES = 512 * 2**20
+FRAME_BYTES_PER_PIXEL = 64
+ACTIVATION_BYTES_PER_CHANNEL = 22
+MIN_TILE_MULTIPLES = 4  # the smallest tile the planner offers, in network size multiples (32 pixels for DSRIR)
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
+
+
+def parse_size(text: str) -> int:
+    """``3GB`` (10^9 bytes), ``2.5GiB`` (2^30), ``512MB``, ``700000000`` -> bytes; DSRIRError naming the flag."""
+    match = _SIZE.fullmatch(text)
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
+        raise DSRIRError(f"--max-memory {text!r}: expected a positive size such as 3GB, 512MB or 2.5GiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def size_argument(text: str) -> int:
+    """``parse_size`` for argparse's ``type=``: a bad value is argparse's usual one-line usage error."""
+    try:
+        return parse_size(text)
+    except DSRIRError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def format_size(size: int) -> str:
+    return f"{size / 10**9:.2f} GB" if size >= 10**9 else f"{size / 10**6:.0f} MB"
+
+
+def activation_bytes_per_pixel(widest_channels: int) -> int:
+    """Planned activation memory per input pixel of a network whose widest layer has ``widest_channels``."""
+    return ACTIVATION_BYTES_PER_CHANNEL * max(widest_channels, 3)
+
+
+def tile_for_budget(
+    budget: int, image_hw: tuple[int, int], per_pixel: int, multiple: int, images: int = 1
+) -> tuple[int, int] | None:
+    """The largest tile (H, W), multiples of ``multiple``, whose activations keep ``images`` images of ``image_hw``
+    restored at once within ``budget``; None when the whole padded images fit. A side shorter than a square tile
+    is taken whole and the other side gets the rest of the budget. DSRIRError when not even the smallest tile fits.
+    """
+    height, width = image_hw
+    padded_h, padded_w = round_up(height, multiple), round_up(width, multiple)
+    free = budget - FIXED_BYTES - FRAME_BYTES_PER_PIXEL * height * width * images
+    cost = per_pixel * images  # per tile pixel
+    if free >= cost * padded_h * padded_w:
+        return None
+    smallest = MIN_TILE_MULTIPLES * multiple
+    pixels = max(free, 0) // cost
+    edge = math.isqrt(pixels) // multiple * multiple
+    if edge < smallest:
+        need = budget - free + cost * smallest * smallest
+        raise DSRIRError(
+            f"--max-memory {format_size(budget)}: too little for a {width}x{height} image; it needs at least "
+            f"{format_size(need)} (the image's own buffers and {smallest}x{smallest}-pixel tiles)"
+        )
+    if padded_h <= edge:
+        return padded_h, min(pixels // padded_h // multiple * multiple, padded_w)
+    if padded_w <= edge:
+        return min(pixels // padded_w // multiple * multiple, padded_h), padded_w
+    return edge, edge
+
+
+def images_per_inference(budget: int, image_hw: tuple[int, int], images: int, per_pixel: int, multiple: int) -> int:
+    """How many of ``images`` whole images of ``image_hw`` one inference may take within ``budget`` (at least 1)."""
+    padded = round_up(image_hw[0], multiple) * round_up(image_hw[1], multiple)
+    free = budget - FIXED_BYTES - FRAME_BYTES_PER_PIXEL * image_hw[0] * image_hw[1] * images
+    return max(1, min(images, free // (per_pixel * padded)))
