@@ -1,6 +1,8 @@
 """Image files in and out, as RGB uint8 arrays, with errors that name the file.
 
-OpenCV reads and writes (it is already a dependency for video). Writes are atomic.
+OpenCV reads and writes (it is already a dependency for video). A write encodes in memory first, then goes
+through ``dsrir.atomic.write_bytes_atomic``: every byte counted, nothing published on failure, one error naming
+the file and the cause.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dsrir.atomic import atomic_path
+from dsrir.atomic import write_bytes_atomic
 from dsrir.errors import DSRIRError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -92,5 +94,4 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix.lower(), image)
     if not ok:
         raise DSRIRError(f"{path}: OpenCV could not encode this image")
-    with atomic_path(path) as tmp:
-        encoded.tofile(tmp)
+    write_bytes_atomic(path, encoded)

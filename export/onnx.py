@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import onnx
 
 import dsrir
-from dsrir.atomic import atomic_path
+from dsrir.atomic import write_bytes_atomic
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from export.graph_checks import TARGET_KEY, check_graph
@@ -209,9 +209,9 @@ def default_output(checkpoint: Path, options: ExportOptions) -> Path:
 
 
 def save_onnx(model: onnx.ModelProto, path: Path) -> None:
-    """One self-contained file (weights inside, no ``.onnx.data``), written atomically."""
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp), save_as_external_data=False)
+    """One self-contained file (weights inside, no ``.onnx.data``): serialised in memory, then a checked atomic
+    write (a full disk is one error naming the file, and nothing is published)."""
+    write_bytes_atomic(path, model.SerializeToString())
 
 
 def checkpoint_mode(weights: LoadedWeights) -> str:
