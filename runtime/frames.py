@@ -144,15 +144,20 @@ class FrameRunner:
             self.plan_hw = hw
         return self.plan
 
-    def _one(self, frame: np.ndarray) -> np.ndarray:
+    def _infer(self, frame: np.ndarray) -> np.ndarray:
+        """The backend's output for one frame (pre-processing and inference timed)."""
         start = time.perf_counter()
         batch = self.processor.prepare(frame)
         mid = time.perf_counter()
         output = self.backend.infer(batch)
+        self.timings["pre"] += mid - start
+        self.timings["infer"] += time.perf_counter() - mid
+        return output
+
+    def _one(self, frame: np.ndarray) -> np.ndarray:
+        output = self._infer(frame)
         done = time.perf_counter()
         result = self.processor.finish(output)
-        self.timings["pre"] += mid - start
-        self.timings["infer"] += done - mid
         self.timings["post"] += time.perf_counter() - done
         return result
 
@@ -247,16 +252,11 @@ class FrameRunner:
         blender = TileBlender(plan.tiling, (3,))
         th, tw = plan.tiling.tile_hw
         for top, left in plan.tiling.boxes():
-            start = time.perf_counter()
-            batch = self.processor.prepare(np.ascontiguousarray(frame[top : top + th, left : left + tw]))
-            mid = time.perf_counter()
-            output = self.backend.infer(batch)
+            output = self._infer(np.ascontiguousarray(frame[top : top + th, left : left + tw]))
             done = time.perf_counter()
             # float I/O: RGB in [0, 1], channels first; uint8 I/O: BGR 0-255, channels last
             planes = output[0, :, :th, :tw] if self.backend.io == "float" else output[0, :th, :tw].transpose(2, 0, 1)
             blender.add(top, left, planes)
-            self.timings["pre"] += mid - start
-            self.timings["infer"] += done - mid
             self.timings["post"] += time.perf_counter() - done
         done = time.perf_counter()
         blended = blender.result()

@@ -87,3 +87,21 @@ def test_dsrir_restore_and_runtime_video_tile_one_photo_alike(tmp_path: Path) ->
     argv = ["--input", str(photos), "--output", f"{live}/", "--model", str(ONNX_MODEL), "--fit", "tile"]
     assert video_main([*argv, "--max-memory", str(budget), "--no-progress"]) == 0
     assert np.array_equal(cv2.imread(str(offline / "photo.png")), cv2.imread(str(live / "photo.png")))
+
+
+class Uint8Identity:
+    """A uint8-I/O backend (BGR N x H x W x 3 in and out, as the frame-I/O graphs) that takes at most 32 x 40."""
+
+    name, precision, io, size_multiple, description, max_batch = "fake", "int8", "uint8", 8, "fake", None
+    profile, activation_bytes_per_pixel = Profile((8, 8), (32, 32), (32, 40)), None
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return batch.copy()
+
+    def close(self) -> None:
+        pass
+
+
+def test_uint8_frame_io_tiles_blend_back_to_the_frame() -> None:
+    frame = cv2.cvtColor(natural_like_image(70, 90, seed=3), cv2.COLOR_RGB2BGR)
+    assert np.array_equal(FrameRunner(Uint8Identity(), "tile").run(frame), frame)  # type: ignore[arg-type]
