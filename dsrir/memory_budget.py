@@ -38,21 +38,14 @@ _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "M
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
 
 
-def parse_size(text: str) -> int:
-    """``3GB`` (10^9 bytes), ``2.5GiB`` (2^30), ``512MB``, ``700000000`` -> bytes; DSRIRError naming the flag."""
+def size_argument(text: str) -> int:
+    """``--max-memory``'s type: ``3GB`` (10^9 bytes), ``2.5GiB`` (2^30), ``512MB``, ``700000000`` -> bytes; a bad
+    value is argparse's usual usage error naming the flag."""
     match = _SIZE.fullmatch(text)
     unit = match.group(2).upper() if match else ""
     if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
-        raise DSRIRError(f"--max-memory {text!r}: expected a positive size such as 3GB, 512MB or 2.5GiB")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive size such as 3GB, 512MB or 2.5GiB")
     return int(float(match.group(1)) * _UNITS[unit])
-
-
-def size_argument(text: str) -> int:
-    """``parse_size`` for argparse's ``type=``: a bad value is argparse's usual one-line usage error."""
-    try:
-        return parse_size(text)
-    except DSRIRError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def format_size(size: int) -> str:
