@@ -11,12 +11,16 @@ that; the budget can. The planner's model of a process's peak memory:
 Activations scale with the network's widest layer (DSRIR's full-resolution ``ebd`` convolution: 144 channels for
 ``dsrir``, 96 for ``dsrir-xs``, 72 for the shipped pruned weights), so they are planned as
 ACTIVATION_BYTES_PER_CHANNEL x its channels per pixel. Measured with ``benchmarks/activation_memory.py`` (the slope of
-peak RSS over the input's pixels, a fresh process per size; AMD EPYC Zen 3, 2 cores): ONNX Runtime 1.32 CPU 1,375
-B/px for the shipped weights (512-1536 px squares) and 1,912 for dsrir-xs (256-512), i.e. 19.1-19.9 per channel;
-PyTorch 2.13 eager 1,209 B/px for the shipped weights (1024-1536), 1,864 for dsrir-xs and 2,693 for dsrir (256-512),
-i.e. 16.8-19.4 per channel. Planned with 22 for both, a margin over the largest. The fixed part measured 90-160 MB
-(ONNX Runtime) and 260-340 MB (PyTorch), planned with 512 MiB. Other backends (CUDA, TensorRT) are not measured: a
-TensorRT engine's memory is fixed when it is built, so only its profile limits the frame.
+peak RSS over the input's pixels, a fresh process per size; AMD EPYC Zen 3, 2 cores), bytes per pixel and per
+channel of the widest layer:
+
+    ONNX Runtime 1.32 CPU   shipped weights 1,372 (19.1, 512-1536 px squares)   dsrir-xs 2,143 (22.3, 512-1024)
+    PyTorch 2.13 eager CPU  shipped weights 1,209 (16.8, 1024-1536)   dsrir-xs 1,864 (19.4) and dsrir 2,693 (18.7,
+                            256-512; small squares read higher: 2,111 for the shipped weights at 256-512)
+
+Planned with 24 for both, a margin over the largest. The fixed part measured 50-150 MB (ONNX Runtime) and
+260-340 MB (PyTorch), planned with 512 MiB. Other backends (CUDA, TensorRT) are not measured: a TensorRT engine's
+memory is fixed when it is built, so only its profile limits the frame.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dsrir.tiling import round_up
 DEFAULT_MAX_MEMORY = "3GB"  # leaves an 8 GB Jetson room for the system, the display and the video pipeline
 FIXED_BYTES = 512 * 2**20
 FRAME_BYTES_PER_PIXEL = 64
-ACTIVATION_BYTES_PER_CHANNEL = 22
+ACTIVATION_BYTES_PER_CHANNEL = 24
 MIN_TILE_MULTIPLES = 4  # the smallest tile the planner offers, in network size multiples (32 pixels for DSRIR)
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}

@@ -175,11 +175,11 @@ def test_tiled_restoration_is_close_to_whole_image() -> None:
     assert tiled.shape == whole.shape
     # patch attention pools per tile, so tiles differ slightly from the whole image; blending keeps it close
     assert (tiled - whole).abs().mean() < 0.05
-    budgeted = Restorer(model, max_memory=560 * 10**6)  # the whole image fits in about 570 MB, tiles of 96 in 560
+    budgeted = Restorer(model, max_memory=560 * 10**6)  # the whole image fits in about 573 MB, tiles of 96 in 560
     plan = budgeted.plan((100, 140))
     assert plan is not None and plan.tile_hw == (96, 96) and plan.overlap == 24
     assert budgeted.restore_tensor(x).shape == x.shape
-    assert Restorer(model, max_memory=570 * 10**6).plan((100, 140)) is None
+    assert Restorer(model, max_memory=580 * 10**6).plan((100, 140)) is None
 
 
 def test_restorer_rejects_bad_layouts(restorer: Restorer) -> None:
