@@ -15,12 +15,16 @@ peak RSS over the input's pixels, a fresh process per size; AMD EPYC Zen 3, 2 co
 channel of the widest layer:
 
     ONNX Runtime 1.32 CPU   shipped weights 1,372 (19.1, 512-1536 px squares)   dsrir-xs 2,143 (22.3, 512-1024)
-    PyTorch 2.13 eager CPU  shipped weights 1,209 (16.8, 1024-1536)   dsrir-xs 1,864 (19.4) and dsrir 2,693 (18.7,
-                            256-512; small squares read higher: 2,111 for the shipped weights at 256-512)
+    PyTorch 2.13 eager CPU  shipped weights 1,209 (16.8, 1024-1536)   dsrir-xs 1,347 (14.0, 512-1024)
+                            256-512 px: shipped 2,111 (29.3), dsrir-xs 1,864 (19.4), dsrir 2,693 (18.7)
 
-Planned with 24 for both, a margin over the largest. The fixed part measured 50-150 MB (ONNX Runtime) and
-260-340 MB (PyTorch), planned with 512 MiB. Other backends (CUDA, TensorRT) are not measured: a TensorRT engine's
-memory is fixed when it is built, so only its profile limits the frame.
+Planned with 24 for both, and 512 MiB for the fixed part (measured 50-150 MB with ONNX Runtime, 260-440 MB with
+PyTorch): the planned total lies above every peak measured, small squares included (shipped weights in PyTorch
+at 512 px: 806 MiB measured, 944 planned). End to end with the defaults (/usr/bin/time -v): python -m dsrir.restore
+on a 4000x4000 JPEG peaked at 2,044,976 KiB (912-pixel tiles; 4,215,868 KiB and an allocator error before, under
+an 8 GiB limit), python -m runtime.video with ONNX Runtime on a 6000x4000 JPEG folder at 2,390,812 KiB (728-pixel
+tiles; 6,830,272 KiB and an ONNX Runtime arena error before). Other backends (CUDA, TensorRT) are not measured:
+a TensorRT engine's memory is fixed when it is built, so only its profile limits the frame.
 """
 
 from __future__ import annotations
