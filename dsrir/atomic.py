@@ -5,6 +5,10 @@ disk, a read-only folder) is one ``DSRIRError`` naming the target and the cause 
 nothing published: the temporary file is removed and an existing target is left as it was. Bytes are counted
 (``write_bytes_atomic``), and a short write without an errno (numpy's ``tofile``) is told apart by the free space.
 
+A temporary's name carries its writer's pid (``.out.png.1234.k3j9x2qa.tmp``), so one left by a run killed with
+SIGKILL (nothing else leaves one) is recognised as stale: the first write into a folder removes those whose process
+is gone, and never one a live process is writing.
+
 The other half of the rule, that an output never overwrites one of the command's inputs, is :mod:`dsrir.paths`;
 pass ``inputs`` here to re-check a target whose name is only known at write time.
 """
@@ -23,6 +27,9 @@ from dsrir.errors import DSRIRError
 from dsrir.paths import InputSet, refuse_overwriting_inputs
 
 _SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
+# temporary_beside's names: "." + target name + "." + pid + "." + mkstemp's 8 random characters + ".tmp[.ext]"
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?")
+_swept: set[Path] = set()  # folders this process has already cleared of stale temporaries
 
 
 def _umask() -> int:
@@ -66,11 +73,44 @@ def write_error(target: str | os.PathLike[str], exc: BaseException, *, need: int
     return DSRIRError(f"{target}: could not write: {cause}")
 
 
+def _process_gone(pid: int) -> bool:
+    """True only when no process has ``pid`` (POSIX; elsewhere nothing is known, so nothing is removed)."""
+    if os.name != "posix":
+        return False  # os.kill(pid, 0) would terminate the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # another user's process (EPERM), or not a pid at all
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporaries in ``folder`` whose writing process is gone (a run killed mid-write); once per folder
+    per process, so an image folder of thousands of frames is listed once, not once per frame."""
+    real = folder.resolve()
+    if real in _swept:
+        return
+    _swept.add(real)
+    try:
+        entries = list(os.scandir(real))
+    except OSError:
+        return
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match and entry.is_file(follow_symlinks=False) and _process_gone(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
 def temporary_beside(target: Path, suffix: str = ".tmp") -> Path:
-    """An empty temporary file next to ``target`` (same filesystem, so the final rename is atomic)."""
+    """An empty temporary file next to ``target`` (same filesystem, so the final rename is atomic), named after
+    this process; stale temporaries of killed runs in that folder are removed first."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        remove_stale_temporaries(target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=suffix, dir=target.parent)
         os.close(fd)
         os.chmod(name, FILE_MODE)
     except OSError as exc:

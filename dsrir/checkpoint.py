@@ -12,6 +12,7 @@ config (``conv_channels``), so it loads from the file alone like any other. Ever
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from dsrir.atomic import atomic_path
+from dsrir.atomic import write_bytes_atomic
 from dsrir.errors import DSRIRError
 from dsrir.model.arch import DSRIR
 from dsrir.model.config import PRESETS, DSRIRConfig
@@ -147,20 +148,22 @@ def official_checkpoint(
 
 
 def save_pth(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
-    """Write a checkpoint dict atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    """Write a checkpoint dict atomically. Serialised in memory first: ``torch.save`` to a full disk raises a
+    RuntimeError without an errno, while the checked write names the file and "No space left on device"."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
 def save_safetensors(
     path: str | os.PathLike[str], model: DSRIR, preset: str | None, extra_metadata: dict[str, str] | None = None
 ) -> None:
-    """Write weights only, with preset and config in the metadata, atomically."""
-    from safetensors.torch import save_file
+    """Write weights only, with preset and config in the metadata, atomically (serialised in memory first, as
+    :func:`save_pth`)."""
+    from safetensors.torch import save
 
     metadata = {"format": "pt", "config": json.dumps(model.config.to_dict()), **(extra_metadata or {})}
     if preset:
         metadata["preset"] = preset
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_bytes_atomic(path, save(tensors, metadata=metadata))

@@ -1,6 +1,9 @@
 """Image files in and out, as RGB uint8 arrays, with errors that name the file.
 
-OpenCV reads and writes (it is already a dependency for video). Writes are atomic.
+OpenCV reads and writes (it is already a dependency for video). A photo is read upright: a JPEG's EXIF
+orientation is applied, as the video runtime's image folders already were. A write encodes in memory first, then goes
+through ``dsrir.atomic.write_bytes_atomic``: every byte counted, nothing published on failure, one error naming
+the file and the cause.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dsrir.atomic import atomic_path
+from dsrir.atomic import write_bytes_atomic
 from dsrir.errors import DSRIRError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+# IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF orientation; a JPEG has no alpha, so it is read with
+# the flags that keep its depth and channels and do apply the orientation.
+JPEG_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -30,14 +37,15 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def _decode(path: Path) -> np.ndarray:
-    """Decode with OpenCV's own log muted: a missing or corrupt file gets our one-line error instead."""
+    """Decode upright, with OpenCV's own log muted: a missing or corrupt file gets our one-line error instead."""
     if not path.is_file():
         raise DSRIRError(f"{path}: image file not found")
     data = np.fromfile(path, dtype=np.uint8)
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    flags = JPEG_FLAGS if data[:3].tobytes() == JPEG_SIGNATURE else cv2.IMREAD_UNCHANGED
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        image = cv2.imdecode(data, flags) if data.size else None
     finally:
         cv2.utils.logging.setLogLevel(level)
     if image is None:
@@ -92,5 +100,4 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix.lower(), image)
     if not ok:
         raise DSRIRError(f"{path}: OpenCV could not encode this image")
-    with atomic_path(path) as tmp:
-        encoded.tofile(tmp)
+    write_bytes_atomic(path, encoded)

@@ -21,7 +21,9 @@ from dsrir.cli import command, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError, error_line
 from dsrir.imageio import is_image_file, list_images, read_image_raw, write_image
+from dsrir.memory_budget import DEFAULT_MAX_MEMORY, size_argument
 from dsrir.paths import refuse_overwriting_inputs
+from dsrir.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     from dsrir.model.restorer import Restorer
@@ -66,13 +68,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--tile", type=positive_int, default=None, help="restore in overlapping tiles of this many pixels"
     )
     parser.add_argument(
-        "--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (0 <= overlap < tile)"
+        "--tile-overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        help="pixels shared by neighbouring tiles (0 <= overlap < tile)",
     )
     parser.add_argument(
-        "--max-pixels",
-        type=positive_int,
-        default=4096 * 4096,
-        help="images larger than this are tiled automatically (bounded memory)",
+        "--max-memory",
+        type=size_argument,
+        default=DEFAULT_MAX_MEMORY,
+        help="peak memory of the process (e.g. 3GB, 512MB): images whose activations would not fit are restored in "
+        "tiles sized to it, unless --tile is given",
     )
     parser.add_argument(
         "--strict", action="store_true", help="stop at the first unreadable input instead of skipping and naming it"
@@ -82,7 +88,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 @command(
     interrupted="interrupted; the images written so far are complete, the one in progress was not written",
-    memory_hint="restore in smaller tiles (--tile 512)",
+    memory_hint="give a smaller budget (--max-memory 2GB) or smaller tiles (--tile 512)",
 )
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
@@ -102,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [*args.inputs, *files, args.checkpoint],
     )
     model, weights = load_model(args.checkpoint, device)
-    restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_pixels=args.max_pixels)
+    restorer = Restorer(model, device, tile=args.tile, tile_overlap=args.tile_overlap, max_memory=args.max_memory)
     started = time.perf_counter()
     restored, skipped = restore_all(files, out_dir, restorer, args.strict)
     seconds = time.perf_counter() - started

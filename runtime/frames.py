@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from runtime.backends.trt_buffers import FitPlan, Profile, fit_frame, padded_hw
+from dsrir.memory_budget import images_per_inference, tile_for_budget
+from dsrir.tiling import TileBlender
+from runtime.fit import FitPlan, Profile, fit_frame, padded_hw
 
 if TYPE_CHECKING:
     from runtime.backends import Backend
@@ -114,15 +116,16 @@ class Ticket:
 
 class FrameRunner:
     """One frame through a backend: pre-process, infer, post-process, with ``--fit`` (resize or tiles) applied when
-    the frame is outside the backend's profile. ``timings`` holds the last frame's pre/infer/post seconds.
+    the frame is outside the backend's profile, and tiles sized by ``max_memory`` (bytes, ``--max-memory``) when its
+    activations would not fit. ``timings`` holds the last frame's pre/infer/post seconds.
 
     Backends with ``submit``/``collect`` (TensorRT: one execution context and stream per slot) keep a frame in
     flight while the next one is prepared: :meth:`submit` starts a frame, :meth:`collect` finishes it. Resized and
     tiled frames, and backends without slots, are restored inside :meth:`submit`.
     """
 
-    def __init__(self, backend: Backend, fit: str = "error") -> None:
-        self.backend, self.fit = backend, fit
+    def __init__(self, backend: Backend, fit: str = "error", max_memory: int | None = None) -> None:
+        self.backend, self.fit, self.max_memory = backend, fit, max_memory
         self.processor = FrameProcessor(backend.io, backend.size_multiple, backend.profile)
         self.plan_hw: tuple[int, int] | None = None
         self.plan: FitPlan | None = None
@@ -131,19 +134,30 @@ class FrameRunner:
 
     def _fit_plan(self, hw: tuple[int, int]) -> FitPlan:
         if hw != self.plan_hw or self.plan is None:
-            self.plan = fit_frame(hw, self.backend.size_multiple, self.backend.profile, self.fit)
+            multiple = self.backend.size_multiple
+            per_pixel = self.backend.activation_bytes_per_pixel
+            budget = self.max_memory
+            memory_tile = (
+                None if budget is None or per_pixel is None else tile_for_budget(budget, hw, per_pixel, multiple)
+            )
+            self.plan = fit_frame(hw, multiple, self.backend.profile, self.fit, memory_tile)
             self.plan_hw = hw
         return self.plan
 
-    def _one(self, frame: np.ndarray) -> np.ndarray:
+    def _infer(self, frame: np.ndarray) -> np.ndarray:
+        """The backend's output for one frame (pre-processing and inference timed)."""
         start = time.perf_counter()
         batch = self.processor.prepare(frame)
         mid = time.perf_counter()
         output = self.backend.infer(batch)
+        self.timings["pre"] += mid - start
+        self.timings["infer"] += time.perf_counter() - mid
+        return output
+
+    def _one(self, frame: np.ndarray) -> np.ndarray:
+        output = self._infer(frame)
         done = time.perf_counter()
         result = self.processor.finish(output)
-        self.timings["pre"] += mid - start
-        self.timings["infer"] += done - mid
         self.timings["post"] += time.perf_counter() - done
         return result
 
@@ -168,15 +182,13 @@ class FrameRunner:
             return [self.run(frames[0])]
         hw = (frames[0].shape[0], frames[0].shape[1])
         plan = self._fit_plan(hw)
+        per_pixel = self.backend.activation_bytes_per_pixel
+        if plan.mode == "direct" and self.max_memory is not None and per_pixel is not None:
+            size = images_per_inference(self.max_memory, hw, len(frames), per_pixel, self.backend.size_multiple)
+            if size < len(frames):  # the budget takes fewer frames per inference
+                return self._in_groups(frames, size)
         if plan.mode == "tile":
-            total = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-            results = []
-            for frame in frames:
-                results.append(self.run(frame))
-                for stage, seconds in self.timings.items():
-                    total[stage] += seconds
-            self.timings = total
-            return results
+            return self._in_groups(frames, 1)
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         if plan.mode == "resize":
             size = (plan.size[1], plan.size[0])
@@ -184,6 +196,17 @@ class FrameRunner:
             back = (hw[1], hw[0])
             return [cv2.resize(out, back, interpolation=cv2.INTER_LINEAR) for out in self._many(small)]
         return self._many(frames)
+
+    def _in_groups(self, frames: list[np.ndarray], size: int) -> list[np.ndarray]:
+        """``run_batch`` over groups of ``size`` frames (one: :meth:`run` each); ``timings`` sums theirs."""
+        total = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        results: list[np.ndarray] = []
+        for start in range(0, len(frames), size):
+            results += self.run_batch(frames[start : start + size])
+            for stage, seconds in self.timings.items():
+                total[stage] += seconds
+        self.timings = total
+        return results
 
     def _many(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         start = time.perf_counter()
@@ -223,12 +246,23 @@ class FrameRunner:
         return ticket.result
 
     def _tiled(self, frame: np.ndarray, plan: FitPlan) -> np.ndarray:
-        """Equal tiles restored one by one and averaged where they overlap."""
-        total = np.zeros(frame.shape, np.float32)
-        count = np.zeros(frame.shape[:2] + (1,), np.float32)
-        th, tw = plan.size
-        for top, left in plan.tiles:
-            tile = np.ascontiguousarray(frame[top : top + th, left : left + tw])
-            total[top : top + th, left : left + tw] += self._one(tile)
-            count[top : top + th, left : left + tw] += 1
-        return np.clip(np.rint(total / count), 0, 255).astype(np.uint8)
+        """Tiles restored one by one and blended as :mod:`dsrir.tiling` says, in the network's float output before
+        rounding to 8 bits, as the offline Restorer does, so both give the same pixels."""
+        assert plan.tiling is not None
+        blender = TileBlender(plan.tiling, (3,))
+        th, tw = plan.tiling.tile_hw
+        for top, left in plan.tiling.boxes():
+            output = self._infer(np.ascontiguousarray(frame[top : top + th, left : left + tw]))
+            done = time.perf_counter()
+            # float I/O: RGB in [0, 1], channels first; uint8 I/O: BGR 0-255, channels last
+            planes = output[0, :, :th, :tw] if self.backend.io == "float" else output[0, :th, :tw].transpose(2, 0, 1)
+            blender.add(top, left, planes)
+            self.timings["post"] += time.perf_counter() - done
+        done = time.perf_counter()
+        blended = blender.result()
+        if self.backend.io == "float":
+            restored = self.processor.finish(blended[None], (frame.shape[0], frame.shape[1]))
+        else:
+            restored = np.ascontiguousarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8).transpose(1, 2, 0))
+        self.timings["post"] += time.perf_counter() - done
+        return restored

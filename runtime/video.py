@@ -22,8 +22,9 @@ import numpy as np
 from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
+from dsrir.memory_budget import DEFAULT_MAX_MEMORY, size_argument
 from runtime.backends import BACKENDS
-from runtime.backends.trt_buffers import FIT_MODES
+from runtime.fit import FIT_MODES
 
 if TYPE_CHECKING:
     from dsrir.paths import InputSet
@@ -88,7 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: from the model file's suffix")
     model.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")
-    model.add_argument("--fit", choices=FIT_MODES, default="error", help="frames larger than the engine's profile")
+    model.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="error",
+        help="frames larger than the engine's profile (frames over --max-memory are tiled unless --fit resize)",
+    )
+    model.add_argument(
+        "--max-memory",
+        type=size_argument,
+        default=DEFAULT_MAX_MEMORY,
+        help="peak memory of the process with ONNX Runtime or PyTorch (e.g. 3GB, 512MB): frames whose activations "
+        "would not fit are restored in tiles sized to it",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--max-frames", type=positive_int, default=None, help="stop after this many input frames (per input)"
@@ -307,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
 
         pipeline = Pipeline(
             source,
-            FrameRunner(backend, args.fit),
+            FrameRunner(backend, args.fit, args.max_memory),
             sink_for,  # type: ignore[arg-type]
             stats,
             queue_size=args.queue_size,
@@ -395,7 +408,7 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
             mosaic = opener(mosaic_spec, float(getattr(sources[0], "fps", None) or DEFAULT_FPS), None)
         pipeline = MultiPipeline(
             setups,
-            FrameRunner(backend, args.fit),
+            FrameRunner(backend, args.fit, args.max_memory),
             stats,
             max_batch=max_batch,
             max_wait_s=args.batch_wait_ms / 1000.0,
@@ -425,7 +438,10 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
     return EXIT_CODES[ended]
 
 
-@command(memory_hint="restore smaller frames (--input-width/--input-height, or --fit)", worker_errors=True)
+@command(
+    memory_hint="give a smaller budget (--max-memory 2GB) or smaller frames (--input-width/--input-height)",
+    worker_errors=True,
+)
 def main(argv: Sequence[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dsrir import atomic
-from dsrir.atomic import FILE_MODE, atomic_path, write_bytes_atomic, write_error, write_text_atomic
+from dsrir.atomic import (
+    FILE_MODE,
+    atomic_path,
+    temporary_beside,
+    write_bytes_atomic,
+    write_error,
+    write_text_atomic,
+)
 from dsrir.errors import DSRIRError, error_line
 from dsrir.paths import InputSet, refuse_overwriting_inputs
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
@@ -139,3 +151,26 @@ def test_outputs_that_are_or_lie_inside_inputs_are_refused_in_any_spelling(
         with atomic_path(photos / "a.png", inputs=inputs):
             pass
     assert (photos / "a.png").read_bytes() == b"a"
+
+
+# --- temporaries of killed runs -------------------------------------------------------------------------------------
+
+
+def test_the_next_write_removes_temporaries_left_by_a_killed_run(tmp_path: Path) -> None:
+    """A run killed with SIGKILL mid-write leaves its hidden temporary beside the target; the next atomic write of
+    that target, in this process or another, removes it, while a temporary of a process still alive (a write in
+    progress) is left alone."""
+    target = tmp_path / "out.png"
+    killed = (
+        "import os, signal, sys; from pathlib import Path; from dsrir.atomic import temporary_beside; "
+        "temporary_beside(Path(sys.argv[1])).write_bytes(b'half'); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    for _ in range(2):  # the second run removes the first one's temporary and leaves its own
+        result = subprocess.run([sys.executable, "-c", killed, str(target)], cwd=REPO, check=False)
+        assert result.returncode == -signal.SIGKILL
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert len(left) == 1 and left[0].startswith(".out.png."), left
+    alive = temporary_beside(target)  # this process's own write in progress
+    write_bytes_atomic(target, b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.png", alive.name])
+    assert target.read_bytes() == b"new"

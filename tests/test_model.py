@@ -12,7 +12,6 @@ from torch import nn
 from dsrir.checkpoint import load_model, official_checkpoint, read_weights, save_pth, save_safetensors
 from dsrir.errors import DSRIRError
 from dsrir.model import DSRIR, PRESETS, DSRIRConfig, Restorer, get_preset
-from dsrir.model.restorer import tile_starts
 from dsrir.ops.patch_attention import PatchAttention
 
 REFERENCE = Path(__file__).parent / "fixtures" / "dsrir_state_dict.tsv"
@@ -176,16 +175,11 @@ def test_tiled_restoration_is_close_to_whole_image() -> None:
     assert tiled.shape == whole.shape
     # patch attention pools per tile, so tiles differ slightly from the whole image; blending keeps it close
     assert (tiled - whole).abs().mean() < 0.05
-    forced = Restorer(model, max_pixels=64 * 64).restore_tensor(x)
-    assert forced.shape == x.shape
-
-
-def test_tile_starts_cover_the_image() -> None:
-    assert tile_starts(100, 64, 16) == [0, 36]
-    assert tile_starts(64, 64, 16) == [0]
-    starts = tile_starts(1000, 256, 32)
-    assert starts[0] == 0 and starts[-1] == 1000 - 256
-    assert all(b - a <= 256 - 32 for a, b in zip(starts, starts[1:]))
+    budgeted = Restorer(model, max_memory=560 * 10**6)  # the whole image fits in about 573 MB, tiles of 96 in 560
+    plan = budgeted.plan((100, 140))
+    assert plan is not None and plan.tile_hw == (96, 96) and plan.overlap == 24
+    assert budgeted.restore_tensor(x).shape == x.shape
+    assert Restorer(model, max_memory=580 * 10**6).plan((100, 140)) is None
 
 
 def test_restorer_rejects_bad_layouts(restorer: Restorer) -> None:

@@ -125,6 +125,7 @@ class CountingIdentity(Backend):
     """A float-I/O backend returning its input; records every batch size (``delay_s`` per inference)."""
 
     name, precision, io, size_multiple, profile, description = "fake", "fp32", "float", 8, None, "fake"
+    activation_bytes_per_pixel = None
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s

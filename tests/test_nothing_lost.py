@@ -180,8 +180,10 @@ def test_negative_or_too_large_tile_overlap_is_refused(tmp_path: Path, capsys: p
     model = DSRIR(PRESETS["dsrir-xs"])
     with pytest.raises(DSRIRError, match="--tile-overlap -1"):
         Restorer(model, tile=64, tile_overlap=-1)
-    with pytest.raises(DSRIRError, match="--tile-overlap 512"):  # tiles forced by max_pixels are 512 wide
-        Restorer(model, tile_overlap=512, max_pixels=100)
+    with pytest.raises(DSRIRError, match="--tile-overlap -1"):  # tiles sized by the budget too
+        Restorer(model, tile_overlap=-1, max_memory=10**9)
+    with pytest.raises(DSRIRError, match=r"--tile-overlap 64: expected 0 <= overlap < tile \(64\)"):
+        Restorer(model, tile=64, tile_overlap=64)
 
 
 # --- an image-folder output keeps sizes and names --------------------------------------------------------------------
@@ -215,7 +217,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
+        if subprocess.run(["umount", str(mount_point)], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(mount_point)], capture_output=True, check=False)  # a file held open
 
 
 def _fill(folder: Path, leave: int) -> None:
@@ -290,3 +293,71 @@ def test_export_onnx_refuses_to_overwrite_its_checkpoint(tmp_path: Path, capsys:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "an output may not overwrite an input" in lines[0], lines
     assert weights.read_bytes() == before
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    return lines[0]
+
+
+def test_full_disk_checkpoints_are_one_error_naming_the_file(small_disk: Path) -> None:
+    """``torch.save`` on a full disk raises a RuntimeError, not an OSError: the checkpoint is serialised in memory
+    and written with a checked write instead, so the error names the file and the cause."""
+    from dsrir.checkpoint import official_checkpoint, save_pth, save_safetensors
+    from dsrir.model import DSRIR, PRESETS
+
+    model = DSRIR(PRESETS["dsrir-xs"])  # 4.6 MB of weights on a 1 MiB disk
+    targets = {"model_latest.pth": b"an earlier checkpoint", "w.safetensors": b"earlier weights"}
+    for name, content in targets.items():
+        (small_disk / name).write_bytes(content)
+    saves = {
+        "model_latest.pth": lambda path: save_pth(path, official_checkpoint(model, "dsrir-xs", epoch=1)),
+        "w.safetensors": lambda path: save_safetensors(path, model, "dsrir-xs"),
+    }
+    for name, save in saves.items():
+        with pytest.raises(DSRIRError) as info:
+            save(small_disk / name)
+        message = str(info.value)
+        assert str(small_disk / name) in message and "No space left on device" in message and "\n" not in message
+    assert _contents(small_disk) == targets  # earlier files intact, no temporary left
+
+
+def test_full_disk_during_training_is_one_line_and_publishes_nothing(
+    small_disk: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from train.cli import main as train_main
+
+    argv = [
+        "--synthetic",
+        str(clean_dir),
+        "--preset",
+        "dsrir-xs",
+        "--epochs",
+        "1",
+        "--epoch-chg",
+        "1",
+        "--patch-size",
+        "32",
+    ]
+    argv += ["--batch-size", "2", "--samples-per-epoch", "2", "--workers", "0", "--val-epochs", "100", "--val-size"]
+    argv += ["32", "--device", "cpu", "--save-dir", str(small_disk), "--session", "run", "--no-progress"]
+    assert train_main(argv) != 0
+    line = _error_line(capsys.readouterr().err)  # after a warning that VGG19 weights are not installed
+    models = small_disk / "all_in_one" / "models" / "run"
+    assert str(models) in line and "No space left on device" in line, line
+    assert not [p for p in small_disk.rglob("*") if p.suffix == ".pth" or ".tmp" in p.name]
+
+
+def test_full_disk_export_onnx_is_one_line_and_keeps_the_earlier_file(
+    small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from export.onnx.build import main as export_main
+
+    output = small_disk / "model.onnx"
+    output.write_bytes(b"an earlier export")
+    code = export_main(["--checkpoint", str(CHECKPOINT), "--output", str(output), "--check-size", "none"])
+    assert code != 0
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(output) in line and "No space left on device" in line, line
+    assert _contents(small_disk) == {"model.onnx": b"an earlier export"}

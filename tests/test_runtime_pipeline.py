@@ -23,16 +23,8 @@ from dsrir.checkpoint import official_checkpoint, save_pth
 from dsrir.errors import DSRIRError
 from export.onnx.build import main as export_main
 from runtime.backends import Backend, open_backend, resolve_kind
-from runtime.backends.trt_buffers import (
-    BufferPlan,
-    Profile,
-    fit_frame,
-    needs_realloc,
-    padded_hw,
-    plan_buffers,
-    profile_from_shapes,
-    tile_starts,
-)
+from runtime.backends.trt_buffers import BufferPlan, needs_realloc, plan_buffers, profile_from_shapes
+from runtime.fit import Profile, fit_frame, padded_hw
 from runtime.frames import FrameProcessor, FrameRunner
 from runtime.pipeline import Pipeline
 from runtime.stats import RunStats
@@ -116,6 +108,7 @@ class SlowIdentity(Backend):
     """A float-I/O backend returning its input after ``delay_s``; ``fail_at`` raises on that call."""
 
     name, precision, io, size_multiple, profile, description = "fake", "fp32", "float", 8, None, "fake"
+    activation_bytes_per_pixel = None
 
     def __init__(self, delay_s: float = 0.0, fail_at: int | None = None, profile: Profile | None = None) -> None:
         self.delay_s, self.fail_at, self.calls, self.profile = delay_s, fail_at, 0, profile
@@ -428,20 +421,14 @@ def test_fit_frame_decisions() -> None:
     assert resized.mode == "resize" and resized.size[1] <= 640 and resized.size[0] <= 512
     assert abs(resized.size[1] / resized.size[0] - 1920 / 1080) < 0.02
     tiled = fit_frame((1080, 1920), 8, profile, "tile")
-    assert tiled.size == (512, 640) and len(tiled.tiles) == 3 * 4
+    assert tiled.size == (512, 640) and tiled.tiling is not None and len(tiled.tiling) == 3 * 4
     covered = np.zeros((1080, 1920), bool)
-    for top, left in tiled.tiles:
+    for top, left in tiled.tiling.boxes():
         covered[top : top + 512, left : left + 640] = True
     assert covered.all()
     assert fit_frame((1080, 1920), 8, None, "error").mode == "direct"
     with pytest.raises(DSRIRError, match="--fit"):
         fit_frame((10, 10), 8, profile, "crop")
-
-
-def test_tile_starts_keep_equal_tiles_inside() -> None:
-    assert tile_starts(100, 100, 16) == [0]
-    starts = tile_starts(100, 40, 16)
-    assert starts[0] == 0 and starts[-1] == 60 and all(b - a <= 24 for a, b in zip(starts, starts[1:]))
 
 
 def test_plan_buffers_and_reallocation() -> None:

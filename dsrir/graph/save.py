@@ -6,10 +6,10 @@ from pathlib import Path
 
 import onnx
 
-from dsrir.atomic import atomic_path
+from dsrir.atomic import write_bytes_atomic
 
 
 def save_onnx(model: onnx.ModelProto, path: Path) -> None:
-    """One self-contained file (weights inside, no ``.onnx.data``), written atomically."""
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp), save_as_external_data=False)
+    """One self-contained file (weights inside, no ``.onnx.data``): serialised in memory, then a checked atomic
+    write (a full disk is one error naming the file, and nothing is published)."""
+    write_bytes_atomic(path, model.SerializeToString())

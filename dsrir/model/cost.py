@@ -32,3 +32,9 @@ def count_flops(model: nn.Module, height: int, width: int, batch: int = 1) -> in
 def count_params(model: nn.Module) -> int:
     """Every parameter, as the paper counts them (3,516,837 for ``dsrir``)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def widest_channels(model: nn.Module) -> int:
+    """Output channels of the widest convolution: what a network's activation memory per pixel grows with
+    (:mod:`dsrir.memory_budget`)."""
+    return max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=3)

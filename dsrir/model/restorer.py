@@ -2,8 +2,8 @@
 
 The network needs H and W to be multiples of 8; the official evaluation centre-crops, which
 loses pixels. Here the image is reflect-padded and the result cropped back, so the output
-always has the input's size. Large images can be processed in overlapping tiles (blended with
-a linear ramp) so memory stays bounded.
+always has the input's size. Large images can be processed in overlapping tiles so memory stays
+bounded; the tiles and their blending are :mod:`dsrir.tiling`'s, shared with the video runtime.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dsrir.errors import DSRIRError
+from dsrir.memory_budget import activation_bytes_per_pixel, tile_for_budget
 from dsrir.model.arch import DSRIR
+from dsrir.model.cost import widest_channels
+from dsrir.tiling import DEFAULT_OVERLAP, TileBlender, TilePlan, auto_overlap, plan_tiles
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
@@ -28,34 +31,15 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
 
 
-AUTO_TILE = 512  # tile edge when ``max_pixels`` forces tiling and no tile was given
-
-
 def check_tiling(tile: int | None, overlap: int) -> None:
-    """``--tile`` positive and ``0 <= --tile-overlap < tile`` (512 for automatic tiles): a negative overlap leaves
-    gaps between tiles (black pixels), one as large as the tile never advances."""
+    """``--tile`` positive and ``0 <= --tile-overlap < tile``: a negative overlap leaves gaps between tiles (black
+    pixels), one as large as the tile never advances. Tiles sized by the memory budget overlap by at most a quarter
+    of themselves (:func:`dsrir.tiling.auto_overlap`)."""
     if tile is not None and tile < 1:
         raise DSRIRError(f"--tile {tile}: expected a positive number of pixels")
-    edge = AUTO_TILE if tile is None else tile
-    if not 0 <= overlap < edge:
-        raise DSRIRError(f"--tile-overlap {overlap}: expected 0 <= overlap < tile ({edge})")
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets so tiles of ``tile`` cover ``size`` with at least ``overlap`` shared pixels."""
-    if size <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride))
-    starts.append(size - tile)
-    return starts
-
-
-def ramp(length: int, overlap: int, device: torch.device) -> Tensor:
-    """1-D blending weights: rise over ``overlap`` pixels at both ends, never zero."""
-    pos = torch.arange(length, device=device, dtype=torch.float32)
-    edge = torch.minimum(pos + 1, length - pos)
-    return torch.clamp(edge / max(overlap, 1), max=1.0)
+    if overlap < 0 or (tile is not None and overlap >= tile):
+        bound = f" < tile ({tile})" if tile is not None else ""
+        raise DSRIRError(f"--tile-overlap {overlap}: expected 0 <= overlap{bound}")
 
 
 class Restorer:
@@ -64,10 +48,11 @@ class Restorer:
     Args:
         model: the network (its weights are not copied).
         device: where to run.
-        tile: tile edge in pixels (rounded up to the size multiple); ``None`` disables tiling
-            unless ``max_pixels`` forces it.
-        tile_overlap: pixels shared by neighbouring tiles, ``0 <= tile_overlap < tile`` (or < 512).
-        max_pixels: images with more pixels than this are tiled (with ``tile`` or 512).
+        tile: tile edge in pixels (rounded up to the size multiple); ``None``: tiles only where
+            ``max_memory`` needs them, sized by it.
+        tile_overlap: pixels shared by neighbouring tiles, ``0 <= tile_overlap < tile`` (tiles sized by
+            the budget: at most a quarter of the tile).
+        max_memory: peak bytes the process may use (:mod:`dsrir.memory_budget`); ``None``: no limit.
     """
 
     def __init__(
@@ -75,8 +60,8 @@ class Restorer:
         model: DSRIR,
         device: str | torch.device = "cpu",
         tile: int | None = None,
-        tile_overlap: int = 32,
-        max_pixels: int | None = None,
+        tile_overlap: int = DEFAULT_OVERLAP,
+        max_memory: int | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -84,7 +69,8 @@ class Restorer:
         check_tiling(tile, tile_overlap)
         self.tile = None if tile is None else -(-tile // self.multiple) * self.multiple
         self.tile_overlap = tile_overlap
-        self.max_pixels = max_pixels
+        self.max_memory = max_memory
+        self.activation_bytes_per_pixel = activation_bytes_per_pixel(widest_channels(model))
 
     @torch.inference_mode()
     def restore_tensor(self, x: Tensor) -> Tensor:
@@ -92,28 +78,30 @@ class Restorer:
         if x.ndim != 4 or x.shape[1] != self.model.config.in_channels:
             raise DSRIRError(f"expected an (N, {self.model.config.in_channels}, H, W) tensor, got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
-        padded, (h, w) = pad_to_multiple(x, self.multiple)
-        tile = self.tile
-        if tile is None and self.max_pixels is not None and h * w > self.max_pixels:
-            tile = AUTO_TILE
-        if tile is None or (padded.shape[-2] <= tile and padded.shape[-1] <= tile):
-            out = self.model.restore(padded)
-        else:
-            out = self._restore_tiled(padded, tile)
-        return out[..., :h, :w]
-
-    def _restore_tiled(self, x: Tensor, tile: int) -> Tensor:
         h, w = x.shape[-2:]
-        out = torch.zeros_like(x)
-        weight = torch.zeros((1, 1, h, w), device=x.device)
-        th, tw = min(tile, h), min(tile, w)
-        for top in tile_starts(h, th, self.tile_overlap):
-            for left in tile_starts(w, tw, self.tile_overlap):
-                patch = x[..., top : top + th, left : left + tw]
-                window = ramp(th, self.tile_overlap, x.device)[:, None] * ramp(tw, self.tile_overlap, x.device)[None, :]
-                out[..., top : top + th, left : left + tw] += self.model.restore(patch) * window
-                weight[..., top : top + th, left : left + tw] += window
-        return out / weight
+        plan = self.plan((h, w), images=x.shape[0])
+        if plan is None:
+            padded, _ = pad_to_multiple(x, self.multiple)
+            return self.model.restore(padded)[..., :h, :w]
+        return self._restore_tiled(x, plan)
+
+    def plan(self, hw: tuple[int, int], images: int = 1) -> TilePlan | None:
+        """The tiles for ``images`` images of ``hw`` at once (``--tile``, else the budget), None to restore whole."""
+        if self.tile is not None:
+            return plan_tiles(hw, (self.tile, self.tile), self.tile_overlap) if max(hw) > self.tile else None
+        if self.max_memory is None:
+            return None
+        tile_hw = tile_for_budget(self.max_memory, hw, self.activation_bytes_per_pixel, self.multiple, images)
+        return None if tile_hw is None else plan_tiles(hw, tile_hw, auto_overlap(tile_hw, self.tile_overlap))
+
+    def _restore_tiled(self, x: Tensor, plan: TilePlan) -> Tensor:
+        """Tiles of the unpadded image, each padded to the size multiple on its own (as the video runtime does)."""
+        blender = TileBlender(plan, tuple(x.shape[:-2]))
+        th, tw = plan.tile_hw
+        for top, left in plan.boxes():
+            patch, _ = pad_to_multiple(x[..., top : top + th, left : left + tw].contiguous(), self.multiple)
+            blender.add(top, left, self.model.restore(patch)[..., :th, :tw].cpu().numpy())
+        return torch.from_numpy(blender.result()).to(self.device)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Restore one RGB(A) or grayscale image (H x W, H x W x 1/3/4; uint8, uint16 or float
@@ -121,24 +109,24 @@ class Restorer:
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
             raise DSRIRError(f"expected an H x W grayscale or H x W x 1/3/4 image, got shape {image.shape}")
         scale = _dtype_scale(image.dtype)
-        planes = image.astype(np.float32) / scale
-        if planes.ndim == 2:
-            planes = planes[:, :, None]
-        colour, alpha = planes[:, :, :3], planes[:, :, 3:] if planes.shape[2] == 4 else None
-        gray = colour.shape[2] == 1
-        if gray:
-            colour = np.repeat(colour, 3, axis=2)
-        tensor = torch.from_numpy(np.ascontiguousarray(colour.transpose(2, 0, 1)))[None]
-        restored = self.restore_tensor(tensor)[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-        if gray:
-            restored = restored.mean(axis=2, keepdims=True)
-        if alpha is not None:
-            restored = np.concatenate([restored, alpha], axis=2)
-        if image.ndim == 2:
-            restored = restored[:, :, 0]
+        planes = image if image.ndim == 3 else image[:, :, None]
+        colour = planes[:, :, :3] if planes.shape[2] != 1 else np.repeat(planes, 3, axis=2)
+        # One float copy, converted as the video runtime converts frames (x * float32(1/255)); the rest in place,
+        # so a large photo costs a few bytes per pixel beside the network (dsrir.memory_budget).
+        chw = np.empty((3, *colour.shape[:2]), np.float32)
+        np.multiply(colour.transpose(2, 0, 1), np.float32(1.0 / scale), out=chw)
+        restored = self.restore_tensor(torch.from_numpy(chw)[None])[0].cpu().numpy()
+        del chw
+        np.clip(restored, 0, 1, out=restored)
+        if planes.shape[2] == 1:
+            restored = restored.mean(axis=0, keepdims=True)
         if np.issubdtype(image.dtype, np.integer):
-            return np.rint(restored * scale).astype(image.dtype)
-        return restored.astype(image.dtype)
+            restored *= np.float32(scale)
+            np.rint(restored, out=restored)
+        result = restored.transpose(1, 2, 0).astype(image.dtype)
+        if planes.shape[2] == 4:
+            result = np.concatenate([result, planes[:, :, 3:]], axis=2)  # alpha passes through untouched
+        return result if image.ndim == 3 else result[:, :, 0]
 
 
 def _dtype_scale(dtype: np.dtype) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dsrir.errors import DSRIRError
-from runtime.backends.trt_buffers import Profile
+from runtime.fit import Profile
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
 SUFFIXES = {
@@ -31,6 +31,10 @@ class Backend:
     What a backend can do is declared here, with the value every backend has unless it says otherwise, so the
     pipelines read attributes instead of guessing with ``getattr``: one frame per inference (``max_batch``), one
     frame in flight (``slots_in_flight``; a backend with more slots has ``submit``/``collect``), any H and W.
+
+    ``activation_bytes_per_pixel``: what one input pixel costs this process while the network runs
+    (:mod:`dsrir.memory_budget`), which ``--max-memory`` plans tiles with; None where it is not this process's to
+    plan (a TensorRT engine's memory is fixed when it is built, a Triton server's is its own).
     """
 
     name: str
@@ -40,6 +44,7 @@ class Backend:
     description: str
     profile: Profile | None = None
     max_batch: int | None = 1
+    activation_bytes_per_pixel: int | None = None
     slots_in_flight = 1
 
     def infer(self, batch: np.ndarray) -> np.ndarray:

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from dsrir.errors import DSRIRError
 from dsrir.graph.metadata import INT8_CPU, INT8_QDQ, read_metadata
 from dsrir.graph.session import ort_session
+from dsrir.memory_budget import activation_bytes_per_pixel
 from dsrir.onnx_file import load_onnx
 from runtime.backends import Backend
 from runtime.backends.cpu_int8 import CpuFeatures, fit_to_cpu, read_cpu_features
+from runtime.fit import Profile
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -30,6 +33,12 @@ def pick_providers(available: list[str]) -> list[str]:
     """Providers best-first, limited to those this onnxruntime build has; CPU always last."""
     chosen = [name for name in PREFERRED if name in available]
     return chosen or ["CPUExecutionProvider"]
+
+
+def widest_channels(model: onnx.ModelProto) -> int:
+    """Output channels of the widest convolution (the largest first dimension of a 4-D weight): what the graph's
+    activation memory per pixel grows with (:mod:`dsrir.memory_budget`)."""
+    return max((int(weight.dims[0]) for weight in model.graph.initializer if len(weight.dims) == 4), default=3)
 
 
 class OrtBackend(Backend):
@@ -51,6 +60,8 @@ class OrtBackend(Backend):
         except KeyError as exc:
             raise DSRIRError(f"{path}: {exc.args[0]}") from None
         self.precision, self.io, self.size_multiple = meta.precision, meta.io, meta.size_multiple
+        self.profile: Profile | None = None
+        self.activation_bytes_per_pixel: int | None = activation_bytes_per_pixel(widest_channels(model))
         options: Any = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         if exact_qdq and meta.precision == INT8_QDQ:

@@ -30,12 +30,12 @@ from dsrir.trt.version import require_tensorrt
 from runtime.backends import Backend
 from runtime.backends.trt_buffers import (
     BufferPlan,
-    Profile,
     needs_realloc,
     plan_buffers,
     profile_candidates,
     profile_from_shapes,
 )
+from runtime.fit import Profile
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -98,6 +98,7 @@ class TrtBackend(Backend):
     """An engine with one input and one output; float (NCHW) or uint8 (NHWC) I/O read from the engine."""
 
     name = "tensorrt"
+    activation_bytes_per_pixel: int | None = None  # the engine's memory is fixed when it is built: the profile limits
     slots_in_flight = SLOTS
 
     def __init__(self, path: Path, plugin_lib: str | Path | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dsrir.errors import DSRIRError
+from dsrir.memory_budget import activation_bytes_per_pixel
 from runtime.backends import Backend
 
 
@@ -24,6 +25,7 @@ class TorchBackend(Backend):
             import torch
 
             from dsrir.checkpoint import load_model
+            from dsrir.model.cost import widest_channels
         except ImportError:
             raise DSRIRError(
                 f"{path}: the torch backend needs PyTorch (pip install torch); or export to ONNX"
@@ -34,6 +36,7 @@ class TorchBackend(Backend):
         self.model: Any
         self.model, weights = load_model(path, self.device)
         self.size_multiple = int(self.model.config.size_multiple)
+        self.activation_bytes_per_pixel: int | None = activation_bytes_per_pixel(widest_channels(self.model))
         self.precision = "fp32"
         self.description = f"torch {torch.__version__} ({self.device}), {weights.preset or 'custom'} fp32"
 

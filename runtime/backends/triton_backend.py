@@ -119,6 +119,7 @@ class TritonBackend(Backend):
     """One gRPC client; ``infer`` sends a preprocessed batch and returns the model's output."""
 
     name = "triton"
+    activation_bytes_per_pixel: int | None = None  # the server's memory, not this process's
 
     def __init__(self, uri: str) -> None:
         try:
