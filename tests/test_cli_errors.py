@@ -160,7 +160,7 @@ def test_restore_and_evaluate_on_the_lean_install_say_what_to_install(tmp_path: 
         ("train.cli", ["--max-minutes", "0"]),
         ("train.prune", ["--checkpoint", "w.pth", "--target-flops", "0.5", "--batch-size", "0"]),
         ("train.qat", ["--checkpoint", "w.pth", "--ranges", "r.json", "--onnx", "m.onnx", "--learning-rate", "0"]),
-        ("dsrir.restore", ["in", "-o", "out", "--checkpoint", "w.pth", "--max-pixels", "0"]),
+        ("dsrir.restore", ["in", "-o", "out", "--checkpoint", "w.pth", "--max-memory", "0"]),
         ("dsrir.evaluate", ["--checkpoint", "w.pth", "--tile", "-8"]),
         ("dsrir.data.make_csv", ["--train-dir", "d", "--rain-repeat", "0"]),
         ("calibration.cli", ["--onnx", "m.onnx", "--synthetic", "d", "--count", "0"]),
