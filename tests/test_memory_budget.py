@@ -17,6 +17,7 @@ from dsrir.memory_budget import (
     size_argument,
     tile_for_budget,
 )
+from runtime.backends import Backend
 from runtime.fit import Profile, fit_frame
 from runtime.frames import FrameRunner
 
@@ -83,7 +84,7 @@ def test_fit_frame_tiles_a_frame_over_the_budget_unless_resize_is_asked() -> Non
     assert fit_frame((4000, 6000), 8, None, "error", None).mode == "direct"
 
 
-class Identity:
+class Identity(Backend):
     """A float-I/O backend that costs ``activation_bytes_per_pixel`` and records the batch and tile sizes it sees."""
 
     name, precision, io, size_multiple, profile, description, max_batch = "fake", "fp32", "float", 8, None, "fake", None

@@ -14,7 +14,7 @@ from dsrir.memory_budget import FIXED_BYTES, FRAME_BYTES_PER_PIXEL, activation_b
 from dsrir.model import Restorer
 from dsrir.restore import main as restore_main
 from dsrir.tiling import TileBlender, auto_overlap, edge_ramp, plan_tiles, tile_starts
-from runtime.backends import open_backend
+from runtime.backends import Backend, open_backend
 from runtime.fit import Profile
 from runtime.frames import FrameRunner
 from runtime.video import main as video_main
@@ -89,7 +89,7 @@ def test_dsrir_restore_and_runtime_video_tile_one_photo_alike(tmp_path: Path) ->
     assert np.array_equal(cv2.imread(str(offline / "photo.png")), cv2.imread(str(live / "photo.png")))
 
 
-class Uint8Identity:
+class Uint8Identity(Backend):
     """A uint8-I/O backend (BGR N x H x W x 3 in and out, as the frame-I/O graphs) that takes at most 32 x 40."""
 
     name, precision, io, size_multiple, description, max_batch = "fake", "int8", "uint8", 8, "fake", None
