@@ -33,7 +33,7 @@ from calibration.ort_int8 import quantize_for_cpu, weight_bits_of
 from calibration.qdq import high_precision_for, insert_qdq, insert_qdq_plugin
 from calibration.ranges import RANGES_FILE, Ranges
 from calibration.trt_cache import check_cache_names
-from dsrir.cli import command, positive_float, positive_int
+from dsrir.cli import command, hidden_alias, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError, error_line
@@ -127,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "layers for 10+ (strongly typed builds), FP32 for 8.x",
     )
     # The earlier spelling still works, unlisted: --target-trt is what export.onnx, build_engine and train.qat take.
-    parser.add_argument("--trt-version", dest="target_trt", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    hidden_alias(parser, "--trt-version", "target_trt")
     return parser.parse_args(argv)
 
 

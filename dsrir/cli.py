@@ -19,7 +19,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from dsrir.errors import DSRIRError, error_line
 
@@ -189,3 +189,10 @@ def frame_size(text: str, example: str = "1280x720") -> tuple[int, int]:
     if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
         raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT such as {example}")
     return int(parts[0]), int(parts[1])
+
+
+def hidden_alias(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: str, dest: str, **kwargs: Any) -> None:
+    """An earlier spelling that still works, unlisted: ``--help`` shows one spelling per concept (the README's
+    "One spelling per concept"), and commands written against the old one keep running. It never sets a default,
+    so the listed flag's default stands."""
+    parser.add_argument(old, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)

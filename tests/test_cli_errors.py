@@ -158,8 +158,8 @@ def test_restore_and_evaluate_on_the_lean_install_say_what_to_install(tmp_path: 
         ("train.cli", ["--learning-rate", "-1"]),  # ValueError from AdamW before
         ("train.cli", ["--epochs", "0"]),  # trained nothing and named a model_latest.pth that did not exist
         ("train.cli", ["--max-minutes", "0"]),
-        ("train.prune", ["--checkpoint", "w.pth", "--target-flops", "0.5", "--batch-size", "0"]),
-        ("train.qat", ["--checkpoint", "w.pth", "--ranges", "r.json", "--onnx", "m.onnx", "--learning-rate", "0"]),
+        ("train.prune.cli", ["--checkpoint", "w.pth", "--target-flops", "0.5", "--batch-size", "0"]),
+        ("train.qat.cli", ["--checkpoint", "w.pth", "--ranges", "r.json", "--onnx", "m.onnx", "--learning-rate", "0"]),
         ("dsrir.restore", ["in", "-o", "out", "--checkpoint", "w.pth", "--max-memory", "0"]),
         ("dsrir.evaluate", ["--checkpoint", "w.pth", "--tile", "-8"]),
         ("dsrir.data.make_csv", ["--train-dir", "d", "--rain-repeat", "0"]),
@@ -203,7 +203,7 @@ def test_qat_given_a_calibration_manifest_for_ranges_says_which_file_it_wants(
 ) -> None:
     """``--ranges manifest.json`` (the file beside ranges.json) was ``TypeError: Ranges.__init__() got an unexpected
     keyword argument 'kind'``."""
-    from train.qat import main as qat_main
+    from train.qat.cli import main as qat_main
 
     manifest = tmp_path / "manifest.json"
     for fmt in (1, 2):  # format 1: manifests of earlier calibration runs

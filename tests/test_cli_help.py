@@ -11,8 +11,8 @@ from dsrir.cli_help import DefaultsHelpFormatter
 
 CLI_MODULES = (
     "train.cli",
-    "train.qat",
-    "train.prune",
+    "train.qat.cli",
+    "train.prune.cli",
     "export.onnx.build",
     "export.build_engine",
     "export.triton",
@@ -47,3 +47,15 @@ def test_description_keeps_paragraphs_and_usage_examples_as_written(capsys: pyte
     text = capsys.readouterr().out
     assert "First paragraph.\n\nSecond paragraph that wraps.\n\n" in text
     assert "    python tool.py --long-flag x \\\n        --more\n" in text
+
+
+def test_earlier_spellings_still_parse_but_are_not_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    """One spelling per concept in --help; commands written with the earlier one keep working."""
+    from train.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--save-dir", "runs"]).save_dir == parser.parse_args(["--output-dir", "runs"]).save_dir
+    assert parser.parse_args([]).save_dir == parser.parse_args(["--output-dir", "experiments"]).save_dir  # no clash
+    parser.print_help()
+    text = capsys.readouterr().out
+    assert "--output-dir" in text and "--save-dir" not in text

@@ -22,9 +22,9 @@ from dsrir.model.cost import REFERENCE_SIZE, count_flops
 from dsrir.ops.patch_attention import PatchAttention
 from export.onnx.build import ExportOptions, build_onnx
 from tests.conftest import natural_like_image
-from train.prune import main
-from train.prune_distill import Distiller, DistillOptions
-from train.prune_search import Budget, PruneOptions, SearchResult, search
+from train.prune.cli import main
+from train.prune.distill import Distiller, DistillOptions
+from train.prune.search import Budget, PruneOptions, SearchResult, search
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -159,7 +159,7 @@ def test_cli_prunes_fine_tunes_and_writes_checkpoint_and_summary(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr("train.prune.search", lambda *_args, **_kw: copy.deepcopy(found))  # searched above
+    monkeypatch.setattr("train.prune.cli.search", lambda *_args, **_kw: copy.deepcopy(found))  # searched above
     checkpoint, output = tmp_path / "xs.pth", tmp_path / "out" / "xs50.safetensors"
     torch.manual_seed(0)
     save_pth(checkpoint, official_checkpoint(DSRIR(PRESETS["dsrir-xs"]), "dsrir-xs", epoch=1, mode="noise"))

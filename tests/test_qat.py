@@ -27,8 +27,9 @@ from dsrir.checkpoint import load_model, official_checkpoint, save_pth
 from dsrir.losses import DistillationL1Loss, DSRIRLoss
 from dsrir.model import DSRIR, PRESETS
 from tests.conftest import natural_like_image
-from train import qat
-from train.fake_quant import (
+from train.qat import tuning
+from train.qat.cli import main
+from train.qat.fake_quant import (
     ActivationRange,
     FakeQuantConv2d,
     fake_quantize,
@@ -36,7 +37,8 @@ from train.fake_quant import (
     quantize_model,
     strip_fake_quant,
 )
-from train.qat import build_optimizer, check_qdq, main, qat_step
+from train.qat.outputs import check_qdq
+from train.qat.tuning import build_optimizer, qat_step
 
 # |Q/DQ graph in ONNX Runtime - fake-quant PyTorch| on the final 48x64 image, [0, 1] units. Every quantiser matches
 # bit for bit, but the float32 sums of the convolutions differ by about 1e-7, which now and then lands on a rounding
@@ -257,18 +259,18 @@ def test_distillation_moves_the_quantised_student_towards_its_fp32_teacher(expor
 
 def test_sigint_finishes_the_step_then_stops(exported: Exported, monkeypatch: pytest.MonkeyPatch) -> None:
     model = quantize_model(fresh_copy(exported), exported.ranges, exported.sites)
-    real_step = qat.qat_step
+    real_step = tuning.qat_step
 
     def step_then_interrupt(*args: object) -> dict[str, float]:
         terms = real_step(*args)  # type: ignore[arg-type]
         os.kill(os.getpid(), signal.SIGINT)
         return terms
 
-    monkeypatch.setattr(qat, "qat_step", step_then_interrupt)
+    monkeypatch.setattr(tuning, "qat_step", step_then_interrupt)
     handler = signal.getsignal(signal.SIGINT)
     batches = [{"degraded": images(1, 32), "target": images(1, 32, seed=5)}] * 3
     optimizer = build_optimizer(model, 1e-5, 1e-3)
-    losses, stopped = qat.fine_tune(model, quiet_loss(), optimizer, batches, torch.device("cpu"), progress=False)
+    losses, stopped = tuning.fine_tune(model, quiet_loss(), optimizer, batches, torch.device("cpu"), progress=False)
     assert stopped and len(losses) == 1  # then run() saves the checkpoint and exports
     assert signal.getsignal(signal.SIGINT) is handler
 

@@ -44,7 +44,7 @@ def tiny_args(clean_dir: Path, save_dir: Path, session: str, **overrides: object
         "--val-size": 32,
         "--val-fraction": 0.2,
         "--device": "cpu",
-        "--save-dir": save_dir,
+        "--output-dir": save_dir,
         "--session": session,
         "--seed": 7,
     }
@@ -203,7 +203,7 @@ def test_signal_stops_after_the_step_and_keeps_position(tmp_path: Path, clean_di
 
     def step_then_signal(batch: dict) -> dict:
         terms = real_step(batch)
-        trainer._request_stop(signal.SIGTERM, None)
+        os.kill(os.getpid(), signal.SIGTERM)  # the real handler, as `kill` would
         return terms
 
     trainer._step = step_then_signal  # type: ignore[method-assign]

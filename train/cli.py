@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsrir.atomic import write_text_atomic
-from dsrir.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
+from dsrir.cli import command, hidden_alias, non_negative_float, non_negative_int, positive_float, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.data.degradations import FAMILIES
 from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES
 from dsrir.model.config import PRESETS
-from dsrir.modes import MODE_TASKS
+from train.arguments import add_data_arguments, check_data_config
 from train.config import TrainConfig
 from train.distributed import init_distributed, shutdown
 from train.trainer import Trainer, TrainSummary
@@ -31,57 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=DefaultsHelpFormatter,
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--mode", choices=list(MODE_TASKS), default=defaults.mode, help="which degradations to learn")
-    data.add_argument("--train-dir", type=Path, help="root the training CSV's paths are relative to")
-    data.add_argument("--train-csv", type=Path, help="training pairs; default datasets/train/train_{mode}.csv")
-    data.add_argument(
-        "--synthetic",
-        type=Path,
-        metavar="CLEAN_DIR",
-        help="train on synthetic noise/rain/haze made from a folder of clean photos instead of a CSV",
-    )
-    data.add_argument(
-        "--task-mix",
-        nargs="+",
-        type=task_weight,
-        default=[],
-        metavar="TASK=N",
-        help="with --synthetic: draw TASK N times as often as a task left at 1 (e.g. haze=2; the hardest task "
-        "for a small network, weights/README.md)",
-    )
-    data.add_argument(
-        "--degradations",
-        nargs="+",
-        default=list(defaults.degradations),
-        metavar="SET",
-        help="with --synthetic: families (every degradation family, drawn per sample), v3 (the single generator "
-        "that trained the weights up to v3, to reproduce them), or family names, a range narrowed as "
-        f"NAME:PARAM=LOW..HIGH (e.g. rain-slanted:tilt=35..45); families: {', '.join(FAMILIES)}",
-    )
-    data.add_argument(
-        "--hold-out",
-        nargs="+",
-        default=[],
-        metavar="FAMILY",
-        help="with --synthetic: leave these families out of training, so benchmarks/quality.py can score what the "
-        "model never saw (leave-one-out: one run per family)",
-    )
-    data.add_argument(
-        "--samples-per-epoch",
-        type=positive_int,
-        help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic",
-    )
-    data.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults.val_fraction,
-        help="share of the training pairs/photos held out for validation (never the test sets)",
-    )
-    data.add_argument(
-        "--val-size", type=positive_int, default=defaults.val_size, help="validation images are centre-cropped to this"
-    )
-    data.add_argument("--workers", type=non_negative_int, default=defaults.workers, help="data-loading processes")
+    add_data_arguments(parser, mode_default=defaults.mode)
 
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--preset", choices=list(PRESETS), default=defaults.preset, help="architecture")
@@ -133,9 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     run.add_argument(
-        "--session", default=defaults.session, help="run name: checkpoints go to SAVE_DIR/MODE/models/SESSION"
+        "--session", default=defaults.session, help="run name: checkpoints go to OUTPUT_DIR/MODE/models/SESSION"
     )
-    run.add_argument("--save-dir", type=Path, default=defaults.save_dir, help="experiments folder")
+    run.add_argument(
+        "--output-dir",
+        dest="save_dir",
+        metavar="OUTPUT_DIR",
+        type=Path,
+        default=defaults.save_dir,
+        help="experiments folder: checkpoints in OUTPUT_DIR/MODE/models/SESSION, validation results in "
+        "OUTPUT_DIR/MODE/results/SESSION",
+    )
+    hidden_alias(run, "--save-dir", "save_dir", type=Path)
     run.add_argument("--val-epochs", type=positive_int, default=defaults.val_epochs, help="validate every N epochs")
     run.add_argument(
         "--resume",
@@ -162,14 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def task_weight(text: str) -> tuple[str, int]:
-    """``haze=2`` -> ("haze", 2): a whole repeat count, as a CSV repeats its rain rows."""
-    task, _, weight = text.partition("=")
-    if task not in MODE_TASKS["all_in_one"] or not weight.isdigit() or int(weight) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected TASK=N with TASK one of noise, rain, haze and N >= 1")
-    return task, int(weight)
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args).copy()
     for key in ("epoch_chg", "patch_size", "batch_size", "task_mix", "degradations", "hold_out"):
@@ -187,18 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.init is not None and args.resume is not None:
         parser.error("--init starts a new run and --resume continues one: give only one")
     cfg = config_from_args(args)
-    if cfg.task_mix and cfg.synthetic is None:
-        parser.error("--task-mix weighs the synthetic degradations: use it with --synthetic (a CSV sets its own mix)")
-    if unknown := sorted({task for task, _ in cfg.task_mix} - set(cfg.tasks)):
-        parser.error(f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})")
-    if cfg.synthetic is None and (cfg.hold_out or cfg.degradations != TrainConfig().degradations):
-        parser.error("--degradations and --hold-out choose synthetic degradations: use them with --synthetic")
+    if problem := check_data_config(cfg):
+        parser.error(problem)
     if not 0 <= cfg.ema_decay < 1:
         parser.error(f"--ema-decay {cfg.ema_decay:g}: expected 0 (off) or a decay below 1, e.g. 0.999")
-    try:
-        cfg.degradation_set  # noqa: B018 (checked before anything starts)
-    except DSRIRError as exc:
-        parser.error(str(exc))
     ctx = init_distributed(cfg.device)
     try:
         trainer = Trainer(cfg, ctx)

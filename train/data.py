@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from dsrir.data.train_set import PairedTrainSet, SyntheticTrainSet
 from dsrir.errors import DSRIRError
 from dsrir.imageio import list_images
 from train.config import TrainConfig
+from train.sampler import EpochSampler
 
 
 @dataclass
@@ -90,3 +93,36 @@ def train_loader(
         worker_init_fn=quiet_worker,
         multiprocessing_context="forkserver" if workers > 0 else None,
     )
+
+
+def epoch_batches(
+    data: TrainData,
+    epoch: int,
+    batch_size: int,
+    seed: int,
+    workers: int,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    skip_batches: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """One epoch's batches for this process; the order depends only on (seed, epoch), so every stage that trains
+    on the same data with the same seed draws the same samples, and a resumed epoch skips what it already saw."""
+    if data.samples_per_epoch < batch_size * world_size:
+        processes = f" x {world_size} process(es)" if world_size > 1 else ""
+        raise DSRIRError(
+            f"--batch-size {batch_size}{processes} is larger than an epoch ({data.samples_per_epoch} samples): "
+            "lower --batch-size or raise --samples-per-epoch"
+        )
+    data.train.set_epoch(epoch)  # type: ignore[attr-defined]
+    sampler = EpochSampler(data.samples_per_epoch, seed, epoch, batch_size, rank, world_size, skip_batches=skip_batches)
+    return train_loader(data.train, batch_size, sampler, workers, pin_memory=pin_memory)
+
+
+def endless_batches(
+    data: TrainData, batch_size: int, seed: int, workers: int, pin_memory: bool = False
+) -> Iterator[dict[str, object]]:
+    """Batches epoch after epoch, in the order ``python -m train`` draws them (fine-tuning counts steps, not epochs)."""
+    for epoch in itertools.count(1):
+        yield from epoch_batches(data, epoch, batch_size, seed, workers, pin_memory=pin_memory)

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import functools
 import json
-import math
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -27,10 +24,10 @@ from dsrir.model.arch import DSRIR
 from dsrir.model.config import DSRIRConfig, get_preset
 from dsrir.model.restorer import Restorer
 from train.config import TrainConfig
-from train.data import build_data, train_loader
+from train.data import build_data, epoch_batches
 from train.distributed import DistContext
 from train.ema import ModelEMA
-from train.sampler import EpochSampler
+from train.loop import StopOnSignal, optimizer_step, run_steps
 from train.schedule import check_progressive, lr_factor, progressive_stage
 from train.state import load_training_state, restore_rng, save_training_state
 
@@ -49,7 +46,6 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, ctx: DistContext) -> None:
         check_progressive(cfg.epoch_chg, cfg.patch_size, cfg.batch_size)
         self.cfg, self.ctx = cfg, ctx
-        self.stop_requested = False
         self.start_epoch, self.batches_done, self.global_step = 1, 0, 0
         self.best_psnr: float | None = None
 
@@ -178,30 +174,20 @@ class Trainer:
             )
         return path
 
-    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
-        self.stop_requested = True
-        self._log(f"received {signal.Signals(signum).name}: finishing this step, then saving model_latest.pth")
-
     def _loader(self, epoch: int) -> DataLoader:
         patch, batch = progressive_stage(epoch, self.cfg.epoch_chg, self.cfg.patch_size, self.cfg.batch_size)
-        if self.data.samples_per_epoch < batch * self.ctx.world_size:
-            raise DSRIRError(
-                f"--batch-size {batch} x {self.ctx.world_size} process(es) is larger than an epoch "
-                f"({self.data.samples_per_epoch} samples): lower --batch-size or raise --samples-per-epoch"
-            )
-        dataset = self.data.train
-        dataset.set_epoch(epoch)  # type: ignore[attr-defined]
-        dataset.set_patch_size(patch)  # type: ignore[attr-defined]
-        sampler = EpochSampler(
-            self.data.samples_per_epoch,
-            self.cfg.seed,
+        self.data.train.set_patch_size(patch)  # type: ignore[attr-defined]
+        return epoch_batches(
+            self.data,
             epoch,
             batch,
-            self.ctx.rank,
-            self.ctx.world_size,
+            self.cfg.seed,
+            self.cfg.workers,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
             skip_batches=self.batches_done,
+            pin_memory=self.ctx.device.type == "cuda",
         )
-        return train_loader(dataset, batch, sampler, self.cfg.workers, pin_memory=self.ctx.device.type == "cuda")
 
     # ----------------------------------------------------------------------------- training
     def _step(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -212,13 +198,11 @@ class Trainer:
         ):
             restored, variances = self.net(degraded)
         total, terms = self.criterion(restored, variances, target, degraded)
-        if not math.isfinite(terms["total"]):
-            raise DSRIRError(f"loss is {terms['total']} at step {self.global_step + 1}: lower --learning-rate")
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        optimizer_step(self.optimizer, total, terms, "lower --learning-rate", f" at step {self.global_step + 1}")
         if self.ema is not None:
             self.ema.update(self.model)
+        self.batches_done += 1
+        self.global_step += 1
         return terms
 
     def _validate(self, epoch: int, numbered: bool = True) -> None:
@@ -254,43 +238,38 @@ class Trainer:
         if numbered:
             self._save(f"model_{epoch}.pth", epoch)
 
+    def _should_stop(self, started: float, signalled: bool) -> bool:
+        """Collective: every process stops at the same step when any has a reason to."""
+        cfg = self.cfg
+        out_of_time = cfg.max_minutes is not None and time.time() - started >= 60 * cfg.max_minutes
+        out_of_steps = cfg.max_steps is not None and self.global_step >= cfg.max_steps
+        return self.ctx.any(signalled or out_of_time or out_of_steps)
+
     def run(self) -> TrainSummary:
         cfg = self.cfg
         started = time.time()
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        self._log(
-            f"training {self.preset or 'the checkpoint architecture'} on {self.data.description} "
-            f"with the {cfg.loss} loss, EMA decay {cfg.ema_decay:g}; device {self.ctx.device}, "
-            f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
-        )
         self.model.train()
         epoch, stopped = self.start_epoch - 1, False
-        try:
+        with StopOnSignal("saving model_latest.pth") as stop:
+            self._log(  # after the handlers are in place: from here on a signal saves (tests wait for this line)
+                f"training {self.preset or 'the checkpoint architecture'} on {self.data.description} "
+                f"with the {cfg.loss} loss, EMA decay {cfg.ema_decay:g}; device {self.ctx.device}, "
+                f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
+            )
             for epoch in range(self.start_epoch, cfg.epochs + 1):
                 loader = self._loader(epoch)
                 batches_in_epoch = loader.sampler.batches_per_rank  # type: ignore[attr-defined]
-                bar = tqdm(
+                stopped = run_steps(
                     loader,
+                    self._step,
+                    stop,
                     desc=f"epoch {epoch}/{cfg.epochs}",
-                    disable=not (cfg.progress and self.ctx.is_main),
-                    initial=self.batches_done,
                     total=batches_in_epoch,
-                    dynamic_ncols=True,
-                )
-                for batch in bar:
-                    terms = self._step(batch)
-                    self.batches_done += 1
-                    self.global_step += 1
-                    bar.set_postfix(
-                        {name: f"{value:.4g}" for name, value in terms.items() if name != "total"},
-                        lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                    )
-                    out_of_time = cfg.max_minutes is not None and time.time() - started >= 60 * cfg.max_minutes
-                    out_of_steps = cfg.max_steps is not None and self.global_step >= cfg.max_steps
-                    if self.ctx.any(self.stop_requested or out_of_time or out_of_steps):
-                        stopped = True
-                        break
-                bar.close()
+                    initial=self.batches_done,
+                    progress=cfg.progress and self.ctx.is_main,
+                    should_stop=functools.partial(self._should_stop, started),
+                    postfix=lambda: {"lr": f"{self.scheduler.get_last_lr()[0]:.2e}"},
+                ).stopped
                 if self.batches_done == batches_in_epoch:
                     self.scheduler.step()
                     self.batches_done = 0
@@ -300,13 +279,10 @@ class Trainer:
                     self.ctx.barrier()
                 if stopped:
                     break
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         completed = epoch if self.batches_done == 0 else epoch - 1
         latest = self.cfg.model_dir / "model_latest.pth"
         if self.batches_done:  # stopped inside an epoch: keep the position so --resume continues here
-            if not self.stop_requested:  # --max-steps/--max-minutes reached: still report where the model stands
+            if not stop.requested:  # --max-steps/--max-minutes reached: still report where the model stands
                 self._validate(completed, numbered=False)
             self._save("model_latest.pth", completed)
         self.ctx.barrier()

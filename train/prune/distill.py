@@ -9,24 +9,19 @@ steps.
 from __future__ import annotations
 
 import itertools
-import math
-import signal
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from dsrir.errors import DSRIRError
 from dsrir.evaluate import average, evaluate_sets
 from dsrir.model.arch import DSRIR
 from dsrir.model.restorer import Restorer
-from train.data import TrainData, train_loader
-from train.sampler import EpochSampler
+from train.data import TrainData
+from train.loop import StopOnSignal, optimizer_step, run_steps
 
 MIN_LR = 1e-6
 
@@ -82,58 +77,26 @@ class Distiller:
     def step(self, batch: dict[str, Any]) -> dict[str, float]:
         self.student.train()
         total, terms = self.loss(batch["degraded"].to(self.device), batch["target"].to(self.device))
-        if not math.isfinite(terms["total"]):
-            raise DSRIRError(f"fine-tuning loss is {terms['total']}: lower --learning-rate")
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        optimizer_step(self.optimizer, total, terms, "lower --learning-rate", " while fine-tuning")
         self.scheduler.step()
         return terms
 
-    def run(self, batches: Iterator[dict[str, Any]]) -> DistillResult:
+    def run(self, batches: Iterable[dict[str, Any]]) -> DistillResult:
         """``options.steps`` steps; SIGINT/SIGTERM finish the current step and stop (the caller then saves)."""
-        stop: list[int] = []
-
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            stop.append(signum)
-            tqdm.write(f"received {signal.Signals(signum).name}: finishing this step, then saving")
-
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        terms: dict[str, float] = {}
-        done = 0
-        try:
-            bar = tqdm(
-                total=self.options.steps, desc="fine-tuning", disable=not self.options.progress, dynamic_ncols=True
+        with StopOnSignal("saving") as stop:
+            result = run_steps(
+                itertools.islice(batches, self.options.steps),
+                self.step,
+                stop,
+                desc="fine-tuning",
+                total=self.options.steps,
+                progress=self.options.progress,
             )
-            for batch in itertools.islice(batches, self.options.steps):
-                terms = self.step(batch)
-                done += 1
-                bar.update()
-                bar.set_postfix({name: f"{value:.4g}" for name, value in terms.items() if name != "task"})
-                if stop:
-                    break
-            bar.close()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return DistillResult(done, bool(stop), terms)
+        return DistillResult(result.steps, result.stopped, result.last_terms)
 
     def _autocast(self) -> torch.autocast:
         dtype = self.autocast_dtype or torch.float32
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.autocast_dtype is not None)
-
-
-def training_batches(data: TrainData, batch_size: int, workers: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Endless batches, epoch after epoch, in the order ``python -m train`` would draw them."""
-    if data.samples_per_epoch < batch_size:
-        raise DSRIRError(
-            f"--batch-size {batch_size} is larger than an epoch ({data.samples_per_epoch} samples): "
-            "lower --batch-size or raise --samples-per-epoch"
-        )
-    for epoch in itertools.count(1):
-        data.train.set_epoch(epoch)  # type: ignore[attr-defined]
-        sampler = EpochSampler(data.samples_per_epoch, seed, epoch, batch_size)
-        yield from train_loader(data.train, batch_size, sampler, workers)
 
 
 def validation_psnr(model: DSRIR, data: TrainData, device: torch.device, progress: bool) -> float | None:

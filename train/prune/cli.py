@@ -3,9 +3,9 @@
     python -m train.prune --checkpoint model_best.pth --target-flops 0.5 --synthetic photos/ --steps 2000
 
 Prunes whole channels with torch-pruning's dependency graph (L2 magnitude, channels in multiples of
-``--round-to``; :mod:`train.prune_search`), searching the global ratio until the budget is met within 5 %,
+``--round-to``; :mod:`train.prune.search`), searching the global ratio until the budget is met within 5 %,
 then fine-tunes the pruned network against the unpruned one and the clean targets
-(:mod:`train.prune_distill`). The result is an ordinary checkpoint whose config records every width, so
+(:mod:`train.prune.distill`). The result is an ordinary checkpoint whose config records every width, so
 ``dsrir.checkpoint.load_model``, evaluation, restoration and ``export.onnx`` take it with nothing else;
 a JSON summary is written next to it.
 """
@@ -30,12 +30,12 @@ from dsrir.errors import DSRIRError
 from dsrir.losses import LOSSES, build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.cost import REFERENCE_SIZE, SIZE_720P, count_flops, count_params
-from dsrir.modes import DEFAULT_MODE, MODE_TASKS, recorded_mode
-from train.config import TrainConfig
-from train.data import TrainData, build_data
+from dsrir.modes import DEFAULT_MODE, recorded_mode
+from train.arguments import add_data_arguments, check_data_config, data_config
+from train.data import TrainData, build_data, endless_batches
 from train.distributed import resolve_device
-from train.prune_distill import Distiller, DistillOptions, training_batches, validation_psnr
-from train.prune_search import Budget, PruneOptions, search
+from train.prune.distill import Distiller, DistillOptions, validation_psnr
+from train.prune.search import Budget, PruneOptions, search
 
 NORMS = {"l2": 2, "l1": 1}
 
@@ -74,19 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pruning steps per candidate, importance re-ranked between",
     )
 
-    data = parser.add_argument_group("fine-tuning data (without any, the network is pruned but not fine-tuned)")
-    data.add_argument("--synthetic", type=Path, metavar="CLEAN_DIR", help="clean photos, degraded on the fly")
-    data.add_argument("--train-csv", type=Path, help="training pairs; default datasets/train/train_{mode}.csv")
-    data.add_argument("--train-dir", type=Path, help="root the training CSV's paths are relative to")
-    data.add_argument(
-        "--mode", choices=list(MODE_TASKS), help="degradations; default the checkpoint's mode, else all_in_one"
-    )
-    data.add_argument(
-        "--samples-per-epoch", type=positive_int, help="default the CSV's pair count, or max(photos, 1000)"
-    )
-    data.add_argument("--val-fraction", type=float, default=0.02, help="share held out to score before/after")
-    data.add_argument("--val-size", type=positive_int, default=256, help="validation images are centre-cropped to this")
-    data.add_argument("--workers", type=non_negative_int, default=TrainConfig().workers, help="data-loading processes")
+    add_data_arguments(parser, "fine-tuning data (without any, the network is pruned but not fine-tuned)")
 
     tune = parser.add_argument_group("fine-tuning")
     tune.add_argument("--steps", type=non_negative_int, help="optimiser steps; default 1000 with data, 0 without")
@@ -133,19 +121,9 @@ def cost(model: DSRIR) -> dict[str, Any]:
 def load_data(args: argparse.Namespace, mode: str) -> TrainData | None:
     if args.synthetic is None and args.train_dir is None and args.train_csv is None:
         return None
-    cfg = TrainConfig(
-        mode=mode,
-        synthetic=args.synthetic,
-        train_csv=args.train_csv,
-        train_dir=args.train_dir,
-        samples_per_epoch=args.samples_per_epoch,
-        val_fraction=args.val_fraction,
-        val_size=args.val_size,
-        patch_size=(args.patch_size,),
-        batch_size=(args.batch_size,),
-        workers=args.workers,
-        seed=args.seed,
-    )
+    cfg = data_config(args, mode, patch_size=(args.patch_size,), batch_size=(args.batch_size,))
+    if problem := check_data_config(cfg):
+        raise DSRIRError(problem)
     return build_data(cfg)
 
 
@@ -210,7 +188,7 @@ def fine_tune(
     criterion = build_loss(args.loss, args.vgg19_weights).to(device)
     started = time.perf_counter()
     result = Distiller(student, teacher, criterion, options, device).run(
-        training_batches(data, args.batch_size, args.workers, args.seed)
+        endless_batches(data, args.batch_size, args.seed, args.workers)
     )
     return {
         "steps": result.steps_done,
