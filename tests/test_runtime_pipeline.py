@@ -25,6 +25,7 @@ from export.onnx.build import main as export_main
 from runtime.backends import Backend, open_backend, resolve_kind
 from runtime.backends.trt_buffers import BufferPlan, needs_realloc, plan_buffers, profile_from_shapes
 from runtime.fit import Profile, fit_frame, padded_hw
+from runtime.frame_io import FrameSink, FrameSource
 from runtime.frames import FrameProcessor, FrameRunner
 from runtime.pipeline import Pipeline
 from runtime.stats import RunStats
@@ -76,7 +77,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarra
 
 
 # -- fakes following the runtime.sources / runtime.sinks interface --------------------------------------------
-class FakeSource:
+class FakeSource(FrameSource):
     def __init__(self, frames: list[np.ndarray], live: bool, period_s: float = 0.0) -> None:
         self.frames, self.live, self.period_s, self.index = frames, live, period_s, 0
         self.fps, self.frame_count, self.description = 30.0, None if live else len(frames), "fake"
@@ -92,7 +93,7 @@ class FakeSource:
         pass
 
 
-class ListSink:
+class ListSink(FrameSink):
     def __init__(self) -> None:
         self.frames: list[np.ndarray] = []
         self.closed = 0
