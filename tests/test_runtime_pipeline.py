@@ -391,6 +391,21 @@ def test_preprocessing_reuses_buffers_and_round_trips() -> None:
     assert processor.allocations == 2
 
 
+@pytest.mark.parametrize(("io", "dtype"), [("float", np.float32), ("float", np.float16), ("uint8", np.uint8)])
+def test_preprocessing_writes_into_a_given_buffer(io: str, dtype: type) -> None:
+    """A backend's own input buffer (Backend.input_buffer) takes the frame as the processor's own would."""
+    processor = FrameProcessor(io, 8)
+    frames = [np.random.default_rng(seed).integers(0, 256, (30, 45, 3), dtype=np.uint8) for seed in range(2)]
+    out = np.empty(processor.input_shape((30, 45)), dtype)
+    assert processor.prepare(frames[0], out) is out
+    np.testing.assert_allclose(out, processor.prepare(frames[0]), atol=1e-3)
+    batch = np.empty(processor.input_shape((30, 45), 2), dtype)
+    assert processor.prepare_batch(frames, batch) is batch
+    np.testing.assert_allclose(batch, processor.prepare_batch(frames), atol=1e-3)
+    with pytest.raises(ValueError, match="out= has shape"):
+        processor.prepare(frames[0], np.empty(processor.input_shape((16, 16)), dtype))
+
+
 def test_uint8_io_only_pads() -> None:
     processor = FrameProcessor("uint8", 8)
     frame = np.random.default_rng(1).integers(0, 256, (5, 9, 3), dtype=np.uint8)
