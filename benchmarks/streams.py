@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
+from runtime.frame_io import FrameSource  # noqa: E402
 from runtime.frames import FrameRunner  # noqa: E402
 from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch  # noqa: E402
 from runtime.sinks import NullSink  # noqa: E402
@@ -49,7 +50,7 @@ MODES = ("batched", "one at a time")
 GPU_SIZE = (720, 1280)  # (height, width) of the modelled GPU rows, besides the measured size
 
 
-class MemorySource:
+class MemorySource(FrameSource):
     """A file-like source (back-pressure, no drops) over frames held in memory."""
 
     live = False

@@ -2,6 +2,8 @@
 
 At 30 fps a fresh float32 copy of a 1080p frame per step is ~25 MB/frame of allocator churn; the buffers here
 are reused while the size is unchanged and re-planned when it changes (a camera renegotiating, a stream switch).
+A backend with an input buffer of its own (TensorRT's page-locked host memory, mapped into the GPU on Jetson) has
+the frame prepared straight into it (:meth:`runtime.backends.Backend.input_buffer`) instead of copying it there.
 """
 
 from __future__ import annotations
@@ -46,13 +48,25 @@ class FrameProcessor:
         self.frame_hw = hw
         self.allocations += 1
 
-    def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """The network input for ``frame``; a view of a reused buffer, valid until the next call."""
+    def input_shape(self, hw: tuple[int, int], count: int = 1) -> tuple[int, ...]:
+        """The network input's shape for ``count`` frames of ``hw``: (N, 3, H, W) float, (N, H, W, 3) uint8, with H
+        and W padded as :meth:`prepare` pads them."""
+        ph, pw = padded_hw(hw, self.multiple, self.profile)
+        return (count, ph, pw, 3) if self.io == "uint8" else (count, 3, ph, pw)
+
+    def prepare(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The network input for ``frame``: written into ``out`` when given (an array of :meth:`input_shape`, e.g. a
+        backend's own input buffer; float I/O may be float16) and returned, else a view of a reused buffer, valid
+        until the next call."""
         hw = (frame.shape[0], frame.shape[1])
         if hw != self.frame_hw:
             self._plan(hw)
-        self._fill(frame, self.padded[0], self.nchw[0] if self.io == "float" else None, self.rgb)
-        return self.padded if self.io == "uint8" else self.nchw
+        target = _target(self.padded if self.io == "uint8" else self.nchw, out)
+        if self.io == "uint8":
+            self._fill(frame, target[0], None, None)
+        else:
+            self._fill(frame, self.padded[0], target[0], self.rgb)
+        return target
 
     def _fill(self, frame: np.ndarray, padded: np.ndarray, nchw: np.ndarray | None, rgb: np.ndarray | None) -> None:
         """Pad ``frame`` into ``padded`` (H x W x 3 BGR) and, for float I/O, convert it into ``nchw`` (3 x H x W)."""
@@ -65,9 +79,10 @@ class FrameProcessor:
             cv2.cvtColor(padded, cv2.COLOR_BGR2RGB, dst=rgb)
             np.multiply(rgb.transpose(2, 0, 1), INV_255, out=nchw)
 
-    def prepare_batch(self, frames: list[np.ndarray]) -> np.ndarray:
-        """One network input for several frames of one size (a batch of ``len(frames)``); a view of buffers kept
-        apart from :meth:`prepare`'s, re-planned when the size changes or the batch outgrows them."""
+    def prepare_batch(self, frames: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """One network input for several frames of one size (a batch of ``len(frames)``): ``out`` when given (as in
+        :meth:`prepare`), else a view of buffers kept apart from :meth:`prepare`'s, re-planned when the size changes
+        or the batch outgrows them."""
         hw = (frames[0].shape[0], frames[0].shape[1])
         if any((frame.shape[0], frame.shape[1]) != hw for frame in frames):
             raise ValueError("prepare_batch takes frames of one size; group them by size first")
@@ -81,10 +96,13 @@ class FrameProcessor:
             self.batch_hw, self.batch_capacity = hw, capacity
             self.allocations += 1
         count = len(frames)
+        target = _target(self.batch_padded[:count] if self.io == "uint8" else self.batch_nchw[:count], out)
         for index, frame in enumerate(frames):
-            nchw = self.batch_nchw[index] if self.io == "float" else None
-            self._fill(frame, self.batch_padded[index], nchw, self.batch_rgb if self.io == "float" else None)
-        return self.batch_padded[:count] if self.io == "uint8" else self.batch_nchw[:count]
+            if self.io == "uint8":
+                self._fill(frame, target[index], None, None)
+            else:
+                self._fill(frame, self.batch_padded[index], target[index], self.batch_rgb)
+        return target
 
     def finish(self, output: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
         """A new BGR uint8 frame (the caller may keep it while the next frame is processed).
@@ -101,6 +119,15 @@ class FrameProcessor:
         np.clip(out, 0, 255, out=out)
         np.rint(out, out=out)
         return out.astype(np.uint8)
+
+
+def _target(own: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Where a frame is prepared: ``out`` (checked against the processor's own buffer's shape), else ``own``."""
+    if out is None:
+        return own
+    if out.shape != own.shape:
+        raise ValueError(f"the network input is {own.shape}; out= has shape {out.shape}")
+    return out
 
 
 @dataclass
@@ -144,10 +171,15 @@ class FrameRunner:
             self.plan_hw = hw
         return self.plan
 
+    def _input_buffer(self, frames: list[np.ndarray]) -> np.ndarray | None:
+        """The backend's own input buffer for ``frames`` (of one size), to prepare them into; None where it has none."""
+        hw = (frames[0].shape[0], frames[0].shape[1])
+        return self.backend.input_buffer(self.processor.input_shape(hw, len(frames)))
+
     def _infer(self, frame: np.ndarray) -> np.ndarray:
         """The backend's output for one frame (pre-processing and inference timed)."""
         start = time.perf_counter()
-        batch = self.processor.prepare(frame)
+        batch = self.processor.prepare(frame, self._input_buffer([frame]))
         mid = time.perf_counter()
         output = self.backend.infer(batch)
         self.timings["pre"] += mid - start
@@ -191,8 +223,8 @@ class FrameRunner:
             return self._in_groups(frames, 1)
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         if plan.mode == "resize":
-            size = (plan.size[1], plan.size[0])
-            small = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
+            dsize = (plan.size[1], plan.size[0])
+            small = [cv2.resize(frame, dsize, interpolation=cv2.INTER_AREA) for frame in frames]
             back = (hw[1], hw[0])
             return [cv2.resize(out, back, interpolation=cv2.INTER_LINEAR) for out in self._many(small)]
         return self._many(frames)
@@ -210,7 +242,7 @@ class FrameRunner:
 
     def _many(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         start = time.perf_counter()
-        batch = self.processor.prepare_batch(frames)
+        batch = self.processor.prepare_batch(frames, self._input_buffer(frames))
         mid = time.perf_counter()
         output = self.backend.infer(batch)
         done = time.perf_counter()
@@ -222,13 +254,14 @@ class FrameRunner:
         return results
 
     def submit(self, frame: np.ndarray) -> Ticket:
-        """Start ``frame``; the backend copies the prepared input, so the next frame may be prepared at once."""
+        """Start ``frame``; it is prepared into the input buffer of the slot it runs on (or the backend copies it
+        there), so the next frame may be prepared at once."""
         hw = (frame.shape[0], frame.shape[1])
         if self.in_flight < 2 or self._fit_plan(hw).mode != "direct":
             result = self.run(frame)
             return Ticket(hw, dict(self.timings), result=result)
         start = time.perf_counter()
-        batch = self.processor.prepare(frame)
+        batch = self.processor.prepare(frame, self._input_buffer([frame]))
         mid = time.perf_counter()
         slot = self.backend.submit(batch)
         return Ticket(hw, {"pre": mid - start, "infer": time.perf_counter() - mid, "post": 0.0}, slot=slot)
@@ -236,6 +269,7 @@ class FrameRunner:
     def collect(self, ticket: Ticket) -> np.ndarray:
         """Wait for ``ticket``'s frame and post-process it; ``timings`` then holds that frame's stage times."""
         if ticket.result is None:
+            assert ticket.slot is not None
             start = time.perf_counter()
             output = self.backend.collect(ticket.slot)
             mid = time.perf_counter()

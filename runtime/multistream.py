@@ -26,23 +26,21 @@ import functools
 import logging
 import math
 import queue
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any
 
 import cv2
 import numpy as np
 
 from dsrir.errors import error_line
 from runtime.backends import Backend
+from runtime.frame_io import FrameSink, FrameSource
 from runtime.frames import FrameRunner, Ticket
-from runtime.pipeline import END, POLL_S, Item, Sink, announce_stop, signals_to
-from runtime.stats import MultiStats, StatusLine
+from runtime.pipeline import END, POLL_S, Item, Workers, capture, fit_to_sink, record_source_counts
+from runtime.stats import MultiStats, RunStats, StatusLine
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +54,8 @@ class StreamSetup:
     (None: the run's mosaic). ``fixed_size``: the sink keeps the first frame's size (a video); ``degrade`` is
     applied to each captured frame."""
 
-    source: Any
-    open_sink: Callable[[tuple[int, int]], Sink] | None = None
+    source: FrameSource
+    open_sink: Callable[[tuple[int, int]], FrameSink] | None = None
     fixed_size: bool = True
     degrade: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -65,10 +63,10 @@ class StreamSetup:
 class Stream:
     """One stream's queues and state while running."""
 
-    def __init__(self, index: int, setup: StreamSetup, stats: Any, queue_size: int) -> None:
+    def __init__(self, index: int, setup: StreamSetup, stats: RunStats, queue_size: int) -> None:
         self.index, self.setup, self.stats = index, setup, stats
         self.source = setup.source
-        self.live = bool(getattr(self.source, "live", False))
+        self.live = self.source.live
         self.inbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
         self.capacity = queue_size  # restored frames the output queue holds; one more place keeps the end marker
         self.outbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size + 1)
@@ -77,7 +75,7 @@ class Stream:
         self.pending = 0  # frames taken for inference, not yet queued for writing (infer thread only)
         self.error: BaseException | None = None
         self.ended = "running"
-        self.sink: Sink | None = None
+        self.sink: FrameSink | None = None
         self.sink_size: tuple[int, int] | None = None
         self.capture_thread: threading.Thread | None = None
 
@@ -107,7 +105,7 @@ def failure_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {error_line(exc)}"
 
 
-class MultiPipeline:
+class MultiPipeline(Workers):
     """``run()`` returns how it ended: ``done``, ``interrupted`` (SIGINT), ``terminated`` (SIGTERM); streams that
     failed alone are in :attr:`failures`."""
 
@@ -123,8 +121,9 @@ class MultiPipeline:
         max_frames: int | None = None,
         side_by_side: bool = False,
         status: bool = False,
-        mosaic: Callable[[tuple[int, int]], Sink] | None = None,
+        mosaic: Callable[[tuple[int, int]], FrameSink] | None = None,
     ) -> None:
+        super().__init__()
         if max_batch < 1:
             raise ValueError(f"max_batch {max_batch}: expected 1 or more")
         if mosaic is None and any(setup.open_sink is None for setup in setups):
@@ -141,14 +140,10 @@ class MultiPipeline:
         # Sinks open and close one at a time: OpenCV's log level, which runtime.sinks mutes around a writer's codec
         # probe and a video's read-back, is process-wide.
         self.sink_lock = threading.Lock()
-        self.stop = threading.Event()
-        self.abort = threading.Event()
         self.stop_since: float | None = None
-        self.error: BaseException | None = None
-        self.ended_by = "done"
         self.next_stream = 0
         self.running: deque[Job] = deque()
-        counts = [getattr(s.source, "frame_count", None) if not s.live else None for s in self.streams]
+        counts = [s.source.frame_count if not s.live else None for s in self.streams]
         total = None
         if all(counts):
             total = sum(min(int(c), max_frames) if max_frames else int(c) for c in counts if c)
@@ -159,23 +154,6 @@ class MultiPipeline:
         return [(stream.index, stream.error) for stream in self.streams if stream.error is not None]
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _put(self, box: queue.Queue[Any], item: Any) -> bool:
-        while not self.abort.is_set():
-            try:
-                box.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _get(self, box: queue.Queue[Any]) -> Any:
-        while not self.abort.is_set():
-            try:
-                return box.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-        return END
-
     def _count(self, stream: Stream, name: str) -> None:
         stream.stats.count(name)
         self.stats.total.count(name)
@@ -184,40 +162,23 @@ class MultiPipeline:
         stream.stats.add(stage, seconds)
         self.stats.total.add(stage, seconds)
 
-    def _guarded(self, work: Callable[[], None]) -> Callable[[], None]:
-        def body() -> None:
-            try:
-                work()
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                if self.error is None:
-                    self.error = exc
-                self.abort.set()
-
-        return body
-
     # -- capture, one thread per stream ------------------------------------------------------------------------
     def _capture(self, stream: Stream) -> None:
         read = 0
+        dropped = functools.partial(self._count, stream, "dropped")
         try:
             while not (self.stop.is_set() or stream.stop.is_set() or self.abort.is_set()):
                 if self.max_frames is not None and read >= self.max_frames:
                     stream.ended = "max frames"
                     break
-                start = time.perf_counter()
-                frame = stream.source.read()
-                if frame is None:
+                item = capture(stream.source, stream.setup.degrade)
+                if item is None:
                     stream.ended = "ended"
                     break
-                if stream.setup.degrade is not None:
-                    frame = stream.setup.degrade(frame)
-                now = time.perf_counter()
-                self._add(stream, "capture", now - start)
+                self._add(stream, "capture", item.queued - item.captured)
                 self._count(stream, "frames_in")
                 read += 1
-                item = Item(frame, start, now)
-                if stream.live:
-                    self._put_latest(stream, item)
-                elif not self._put(stream.inbox, item):
+                if not self._enqueue(stream.inbox, item, stream.live, dropped):
                     break
                 self.arrived.set()
             else:
@@ -226,22 +187,9 @@ class MultiPipeline:
             stream.error, stream.ended = exc, "failed"
             log.warning("stream %d: input failed: %s", stream.index, failure_text(exc))
         finally:
-            stream.stats.set_count("skipped", int(getattr(stream.source, "skipped_frames", 0) or 0))
-            stream.stats.set_count("reconnects", int(getattr(stream.source, "reconnects", 0) or 0))
+            record_source_counts(stream.stats, stream.source)
             self._put(stream.inbox, END)
             self.arrived.set()
-
-    def _put_latest(self, stream: Stream, item: Item) -> None:
-        while not self.abort.is_set():
-            try:
-                stream.inbox.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    stream.inbox.get_nowait()
-                    self._count(stream, "dropped")
-                except queue.Empty:
-                    pass
 
     # -- the batcher and the inference thread -------------------------------------------------------------------
     def _room(self, stream: Stream) -> bool:
@@ -400,15 +348,14 @@ class MultiPipeline:
     def _write_one(self, stream: Stream, item: Item) -> None:
         frame = item.restored
         assert frame is not None and stream.setup.open_sink is not None
-        size = (frame.shape[1], frame.shape[0])
         if stream.sink is None:
+            size = (frame.shape[1], frame.shape[0])
             with self.sink_lock:
                 stream.sink = stream.setup.open_sink(size)
             stream.sink_size = size
             stream.stats.info["resolution"] = f"{item.frame.shape[1]}x{item.frame.shape[0]}"
-            stream.stats.info["output"] = getattr(stream.sink, "description", "")
-        elif stream.setup.fixed_size and size != stream.sink_size and stream.sink_size is not None:
-            frame = cv2.resize(frame, stream.sink_size, interpolation=cv2.INTER_AREA)
+            stream.stats.info["output"] = stream.sink.description
+        frame = fit_to_sink(frame, stream.sink_size, stream.setup.fixed_size)
         start = time.perf_counter()
         stream.sink.write(frame)
         self._written(stream, item, start, time.perf_counter())
@@ -422,7 +369,7 @@ class MultiPipeline:
         tiles: list[np.ndarray | None] = [None] * count
         shown: list[tuple[Stream, Item]] = []  # frames in the mosaic not yet written
         tile_hw: tuple[int, int] | None = None
-        sink: Sink | None = None
+        sink: FrameSink | None = None
 
         def emit() -> None:
             nonlocal sink, tile_hw
@@ -440,7 +387,7 @@ class MultiPipeline:
                 canvas[row * th : (row + 1) * th, col * tw : (col + 1) * tw] = tile
             if sink is None:
                 sink = self.open_mosaic((canvas.shape[1], canvas.shape[0]))  # type: ignore[misc]
-                self.stats.info["output"] = getattr(sink, "description", "")
+                self.stats.info["output"] = sink.description
                 self.stats.info["resolution"] = f"{canvas.shape[1]}x{canvas.shape[0]} mosaic"
             start = time.perf_counter()
             sink.write(canvas)
@@ -471,44 +418,25 @@ class MultiPipeline:
     # -- control -------------------------------------------------------------------------------------------------
     def request_stop(self, how: str = "interrupted") -> None:
         """First call: stop every capture and drain; a second call aborts."""
-        if self.stop.is_set():
-            self.abort.set()
-        self.ended_by = how
         self.stop_since = time.perf_counter()
-        self.stop.set()
+        super().request_stop(how)
         self.arrived.set()
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
-        announce_stop(self.status, self.stats.total, first=not self.stop.is_set())
-        self.request_stop("terminated" if signum == signal.SIGTERM else "interrupted")
-
-    def run(self, handle_signals: bool = True) -> str:
-        """Run until every input ended (or ``max_frames`` each) or a signal; re-raise an inference error here."""
-        with signals_to(self._on_signal, handle_signals):
-            return self._run()
-
-    def _run(self) -> str:
-        def thread(work: Callable[[], None], name: str) -> threading.Thread:
-            return threading.Thread(target=self._guarded(work), name=name, daemon=True)
-
+    def _run(self) -> None:
         captures = []
         for stream in self.streams:
-            stream.capture_thread = thread(functools.partial(self._capture, stream), f"dsrir-capture-{stream.index}")
+            stream.capture_thread = self._thread(
+                functools.partial(self._capture, stream), f"dsrir-capture-{stream.index}"
+            )
             captures.append(stream.capture_thread)
         if self.mosaic_box is not None:
-            writers = [thread(self._write_mosaic, "dsrir-mosaic")]
+            writers = [self._thread(self._write_mosaic, "dsrir-mosaic")]
         else:
-            writers = [thread(functools.partial(self._write, s), f"dsrir-write-{s.index}") for s in self.streams]
-        infer = thread(self._infer, "dsrir-infer")
+            writers = [self._thread(functools.partial(self._write, s), f"dsrir-write-{s.index}") for s in self.streams]
+        infer = self._thread(self._infer, "dsrir-infer")
         workers = [infer, *writers]
         try:
-            for worker in [*captures, infer, *writers]:
-                worker.start()
-            while any(worker.is_alive() for worker in workers):
-                workers[-1].join(timeout=0.1)
-                self.status.update()
-                if self.abort.is_set() and self.error is None and not any(w.is_alive() for w in writers):
-                    break
+            self._supervise([*captures, infer, *writers], workers, writers)
         finally:
             if self.error is not None:
                 self.abort.set()
@@ -530,6 +458,3 @@ class MultiPipeline:
                 except Exception as exc:  # noqa: BLE001 - closing is best effort; the outputs are already final
                     log.warning("stream %d: closing the input failed: %s", stream.index, exc)
             self.status.close()
-        if self.error is not None:
-            raise self.error
-        return self.ended_by

@@ -18,14 +18,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
 
+from runtime.frame_io import FrameSink, FrameSource
 from runtime.stats import RunStats, StatusLine
 
 POLL_S = 0.05
+T = TypeVar("T")
 
 
 class Runner(Protocol):
@@ -38,12 +40,6 @@ class Runner(Protocol):
     def submit(self, frame: np.ndarray) -> Any: ...
 
     def collect(self, ticket: Any) -> np.ndarray: ...
-
-
-class Sink(Protocol):
-    def write(self, frame: np.ndarray) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -83,41 +79,47 @@ def announce_stop(status: StatusLine, stats: RunStats, first: bool) -> None:
         status.note("stopping now: the output keeps the frames written so far")
 
 
-class Pipeline:
-    """``run()`` returns how it ended: ``done``, ``interrupted`` (SIGINT), ``terminated`` (SIGTERM)."""
+def capture(source: FrameSource, degrade: Callable[[np.ndarray], np.ndarray] | None) -> Item | None:
+    """The source's next frame (``degrade`` applied), timed from the read; None at the end of the input."""
+    start = time.perf_counter()
+    frame = source.read()
+    if frame is None:
+        return None
+    if degrade is not None:
+        frame = degrade(frame)
+    return Item(frame, start, time.perf_counter())
 
-    def __init__(
-        self,
-        source: Any,
-        runner: Runner,
-        open_sink: Callable[[tuple[int, int]], Sink],
-        stats: RunStats,
-        queue_size: int = 4,
-        max_frames: int | None = None,
-        side_by_side: bool = False,
-        degrade: Callable[[np.ndarray], np.ndarray] | None = None,
-        status: bool = False,
-        fixed_size: bool = True,
-    ) -> None:
-        self.source, self.runner, self.open_sink, self.stats = source, runner, open_sink, stats
-        self.fixed_size = fixed_size  # a video file has one frame size; an image folder keeps each frame's own
-        self.live = bool(getattr(source, "live", False))
-        self.inbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
-        self.outbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
-        self.max_frames, self.side_by_side, self.degrade = max_frames, side_by_side, degrade
+
+def record_source_counts(stats: RunStats, source: FrameSource) -> None:
+    """The source's own counts once its capture has ended: frames it skipped, reconnects after outages."""
+    stats.set_count("skipped", source.skipped_frames)
+    stats.set_count("reconnects", source.reconnects)
+
+
+def fit_to_sink(frame: np.ndarray, sink_size: tuple[int, int] | None, fixed_size: bool) -> np.ndarray:
+    """A restored frame as its sink takes it: a sink of fixed size (a video) keeps the first frame's (width,
+    height), so a frame of another size is resized to it; an image folder keeps each frame's own size."""
+    if fixed_size and sink_size is not None and (frame.shape[1], frame.shape[0]) != sink_size:
+        return cv2.resize(frame, sink_size, interpolation=cv2.INTER_AREA)
+    return frame
+
+
+class Workers:
+    """What the single- and the multi-stream pipeline share: ``stop`` (capture ends, the queues drain) and ``abort``
+    (leave now), the first error raised on a worker thread (re-raised by ``run()``), queue moves that give up on
+    abort, and ``run()`` with SIGINT/SIGTERM turned into :meth:`request_stop`. A subclass sets ``status`` and
+    implements ``_run()``."""
+
+    status: StatusLine
+
+    def __init__(self) -> None:
         self.stop = threading.Event()  # stop capturing, drain
         self.abort = threading.Event()  # leave now
         self.error: BaseException | None = None
         self.ended_by = "done"
-        self.sink: Sink | None = None
-        self.sink_size: tuple[int, int] | None = None
-        total = getattr(source, "frame_count", None) if not self.live else None
-        if total and max_frames:
-            total = min(total, max_frames)
-        self.status = StatusLine(stats, total, enabled=status)
 
     # -- queue helpers ------------------------------------------------------------------------------------------
-    def _put(self, box: queue.Queue[Item | None], item: Item | None) -> bool:
+    def _put(self, box: queue.Queue[T], item: T) -> bool:
         """Blocking put that gives up on abort; False when it gave up."""
         while not self.abort.is_set():
             try:
@@ -127,20 +129,29 @@ class Pipeline:
                 continue
         return False
 
-    def _put_latest(self, item: Item) -> None:
-        """Put for live sources: make room by dropping the oldest queued frame."""
+    def _put_latest(self, box: queue.Queue[T], item: T, dropped: Callable[[], None]) -> None:
+        """Put for live sources: make room by dropping the oldest queued frame (``dropped`` counts each)."""
         while not self.abort.is_set():
             try:
-                self.inbox.put_nowait(item)
+                box.put_nowait(item)
                 return
             except queue.Full:
                 try:
-                    self.inbox.get_nowait()
-                    self.stats.count("dropped")
+                    box.get_nowait()
+                    dropped()
                 except queue.Empty:
                     pass
 
-    def _get(self, box: queue.Queue[Item | None]) -> Item | None:
+    def _enqueue(self, box: queue.Queue[T], item: T, live: bool, dropped: Callable[[], None]) -> bool:
+        """A captured frame into its input queue: a live source drops its oldest, a file waits (back-pressure).
+        False when the wait gave up (abort)."""
+        if live:
+            self._put_latest(box, item, dropped)
+            return True
+        return self._put(box, item)
+
+    def _get(self, box: queue.Queue[T]) -> T | None:
+        """Blocking get that gives up on abort (then ``END``)."""
         while not self.abort.is_set():
             try:
                 return box.get(timeout=POLL_S)
@@ -148,8 +159,10 @@ class Pipeline:
                 continue
         return END
 
-    def _guarded(self, work: Callable[[], None]) -> Callable[[], None]:
-        def body() -> None:
+    def _thread(self, work: Callable[[], None], name: str) -> threading.Thread:
+        """A daemon thread running ``work``; an exception there is kept for ``run()`` and aborts the others."""
+
+        def guarded() -> None:
             try:
                 work()
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -157,7 +170,76 @@ class Pipeline:
                     self.error = exc
                 self.abort.set()
 
-        return body
+        return threading.Thread(target=guarded, name=name, daemon=True)
+
+    def _supervise(
+        self, threads: list[threading.Thread], waited: list[threading.Thread], writers: list[threading.Thread]
+    ) -> None:
+        """Start ``threads``, then keep the status line current while any of ``waited`` runs. An abort that no error
+        caused (a second signal) stops the wait once the ``writers`` have closed their outputs."""
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in waited):
+            waited[-1].join(timeout=0.1)
+            self.status.update()
+            if self.abort.is_set() and self.error is None and not any(writer.is_alive() for writer in writers):
+                break
+
+    # -- control ------------------------------------------------------------------------------------------------
+    def request_stop(self, how: str = "interrupted") -> None:
+        """First call: stop capture and drain; a second call aborts."""
+        if self.stop.is_set():
+            self.abort.set()
+        self.ended_by = how
+        self.stop.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        announce_stop(self.status, self.status.stats, first=not self.stop.is_set())
+        self.request_stop("terminated" if signum == signal.SIGTERM else "interrupted")
+
+    def run(self, handle_signals: bool = True) -> str:
+        """Run to the end of the input(s), ``max_frames`` or a signal; re-raise a worker's exception here. Returns
+        how it ended: ``done``, ``interrupted`` (SIGINT), ``terminated`` (SIGTERM)."""
+        with signals_to(self._on_signal, handle_signals):
+            self._run()
+        if self.error is not None:
+            raise self.error
+        return self.ended_by
+
+    def _run(self) -> None:
+        """Start the threads, wait for them (:meth:`_supervise`) and release the inputs, whatever happens."""
+        raise NotImplementedError
+
+
+class Pipeline(Workers):
+    """``run()`` returns how it ended: ``done``, ``interrupted`` (SIGINT), ``terminated`` (SIGTERM)."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        runner: Runner,
+        open_sink: Callable[[tuple[int, int]], FrameSink],
+        stats: RunStats,
+        queue_size: int = 4,
+        max_frames: int | None = None,
+        side_by_side: bool = False,
+        degrade: Callable[[np.ndarray], np.ndarray] | None = None,
+        status: bool = False,
+        fixed_size: bool = True,
+    ) -> None:
+        super().__init__()
+        self.source, self.runner, self.open_sink, self.stats = source, runner, open_sink, stats
+        self.fixed_size = fixed_size  # a video file has one frame size; an image folder keeps each frame's own
+        self.live = source.live
+        self.inbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
+        self.outbox: queue.Queue[Item | None] = queue.Queue(maxsize=queue_size)
+        self.max_frames, self.side_by_side, self.degrade = max_frames, side_by_side, degrade
+        self.sink: FrameSink | None = None
+        self.sink_size: tuple[int, int] | None = None
+        total = source.frame_count if not self.live else None
+        if total and max_frames:
+            total = min(total, max_frames)
+        self.status = StatusLine(stats, total, enabled=status)
 
     # -- stages -------------------------------------------------------------------------------------------------
     def _capture(self) -> None:
@@ -166,25 +248,20 @@ class Pipeline:
             while not self.stop.is_set() and not self.abort.is_set():
                 if self.max_frames is not None and read >= self.max_frames:
                     break
-                start = time.perf_counter()
-                frame = self.source.read()
-                if frame is None:
+                item = capture(self.source, self.degrade)
+                if item is None:
                     break
-                if self.degrade is not None:
-                    frame = self.degrade(frame)
-                now = time.perf_counter()
-                self.stats.add("capture", now - start)
+                self.stats.add("capture", item.queued - item.captured)
                 self.stats.count("frames_in")
                 read += 1
-                item = Item(frame, start, now)
-                if self.live:
-                    self._put_latest(item)
-                elif not self._put(self.inbox, item):
+                if not self._enqueue(self.inbox, item, self.live, self._dropped):
                     break
         finally:
-            self.stats.set_count("skipped", int(getattr(self.source, "skipped_frames", 0) or 0))
-            self.stats.set_count("reconnects", int(getattr(self.source, "reconnects", 0) or 0))
+            record_source_counts(self.stats, self.source)
             self._put(self.inbox, END)
+
+    def _dropped(self) -> None:
+        self.stats.count("dropped")
 
     def _infer(self) -> None:
         """Keep up to ``runner.in_flight`` frames started; finish the oldest when that many are running, or as soon
@@ -230,12 +307,12 @@ class Pipeline:
                     break
                 frame = item.restored
                 assert frame is not None
-                size = (frame.shape[1], frame.shape[0])
                 if self.sink is None:
+                    size = (frame.shape[1], frame.shape[0])
                     self.sink, self.sink_size = self.open_sink(size), size
+                    self.stats.info["output"] = self.sink.description
                     self.stats.info["resolution"] = f"{item.frame.shape[1]}x{item.frame.shape[0]}"
-                elif self.fixed_size and size != self.sink_size and self.sink_size is not None:
-                    frame = cv2.resize(frame, self.sink_size, interpolation=cv2.INTER_AREA)  # a video keeps its size
+                frame = fit_to_sink(frame, self.sink_size, self.fixed_size)
                 start = time.perf_counter()
                 self.sink.write(frame)
                 done = time.perf_counter()
@@ -246,36 +323,13 @@ class Pipeline:
             if self.sink is not None:
                 self.sink.close()
 
-    # -- control ------------------------------------------------------------------------------------------------
-    def request_stop(self, how: str = "interrupted") -> None:
-        """First call: stop capture and drain; a second call aborts."""
-        if self.stop.is_set():
-            self.abort.set()
-        self.ended_by = how
-        self.stop.set()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
-        announce_stop(self.status, self.stats, first=not self.stop.is_set())
-        self.request_stop("terminated" if signum == signal.SIGTERM else "interrupted")
-
-    def run(self, handle_signals: bool = True) -> str:
-        """Run to the end of the input, ``max_frames`` or a signal; re-raise a worker's exception here."""
-        with signals_to(self._on_signal, handle_signals):
-            return self._run()
-
-    def _run(self) -> str:
+    def _run(self) -> None:
         threads = [
-            threading.Thread(target=self._guarded(work), name=f"dsrir-{name}", daemon=True)
+            self._thread(work, f"dsrir-{name}")
             for name, work in (("capture", self._capture), ("infer", self._infer), ("write", self._write))
         ]
         try:
-            for thread in threads:
-                thread.start()
-            while any(thread.is_alive() for thread in threads):
-                threads[-1].join(timeout=0.1)
-                self.status.update()
-                if self.abort.is_set() and self.error is None and not threads[-1].is_alive():
-                    break
+            self._supervise(threads, threads, writers=threads[-1:])
         finally:
             if self.error is not None:
                 self.abort.set()
@@ -285,6 +339,3 @@ class Pipeline:
                 self.source.close()
             finally:
                 self.status.close()
-        if self.error is not None:
-            raise self.error
-        return self.ended_by

@@ -20,6 +20,7 @@ import numpy as np
 from dsrir.atomic import publish, temporary_beside, write_bytes_atomic, write_error
 from dsrir.errors import DSRIRError
 from dsrir.paths import InputSet, refuse_overwriting_inputs
+from runtime.frame_io import FrameSink
 from runtime.opencv_build import gstreamer_error, opencv_has_gstreamer, opencv_has_gui
 from runtime.uri import SinkSpec, parse_output
 
@@ -55,25 +56,6 @@ def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return frame
     shrink = frame.shape[1] * frame.shape[0] > width * height
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-class FrameSink:
-    """Base of every sink: ``write()`` BGR uint8 frames, then ``close()`` (idempotent) to finish."""
-
-    description: str = ""
-    frames_written: int = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Finish the output; safe to call twice."""
-
-    def __enter__(self) -> FrameSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class NullSink(FrameSink):

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from dsrir.errors import DSRIRError
+from runtime.frame_io import FrameSource
 from runtime.opencv_build import gstreamer_error, opencv_has_gstreamer
 from runtime.uri import SourceSpec, demo_clip_path, image_files, parse_input
 
@@ -83,32 +84,6 @@ def _as_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return frame
-
-
-class FrameSource:
-    """Base of every source: ``read()`` gives the next BGR uint8 frame or ``None`` at the end."""
-
-    live: bool = False
-    fps: float | None = None
-    frame_count: int | None = None
-    description: str = ""
-    skipped_frames: int = 0
-
-    def read(self) -> np.ndarray | None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the device or file; safe to call twice."""
-
-    def __enter__(self) -> FrameSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while (frame := self.read()) is not None:
-            yield frame
 
 
 class VideoCaptureSource(FrameSource):

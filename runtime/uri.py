@@ -6,9 +6,11 @@ paths an input reads and an output writes are known before any work (an output n
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,9 +68,30 @@ def demo_clip_path() -> Path:
     return Path(__file__).resolve().parent / "assets" / "demo.mp4"
 
 
-def _input_error(text: str, why: str = "") -> DSRIRError:
+def _uri_error(flag: str, forms: str, text: str, why: str = "") -> DSRIRError:
     reason = f"{why}; " if why else ""
-    return DSRIRError(f"--input {text!r}: {reason}expected {INPUT_FORMS}")
+    return DSRIRError(f"{flag} {text!r}: {reason}expected {forms}")
+
+
+_input_error = functools.partial(_uri_error, "--input", INPUT_FORMS)
+_output_error = functools.partial(_uri_error, "--output", OUTPUT_FORMS)
+
+
+def _gst_pipeline(value: str, error: Callable[[str], DSRIRError]) -> str | None:
+    """The pipeline of a ``gst:PIPELINE`` value (``--input`` and ``--output`` alike); None for any other value."""
+    if not value.startswith("gst:"):
+        return None
+    pipeline = value[len("gst:") :].strip()
+    if not pipeline:
+        raise error("gst: needs a pipeline")
+    return pipeline
+
+
+def _local_path(value: str, error: Callable[[str], DSRIRError]) -> str:
+    """A value that names no scheme the caller knows: a local path (``file://`` removed), or an unknown scheme."""
+    if "://" in value and not value.startswith("file://"):
+        raise error("unknown scheme")
+    return value.removeprefix("file://")
 
 
 def parse_input(text: str) -> SourceSpec:
@@ -95,14 +118,10 @@ def _classify_input(text: str) -> SourceSpec:
         return SourceSpec("csi", match.group(1))
     if value.startswith(("rtsp://", "rtsps://", "http://", "https://")):
         return SourceSpec("stream", value)
-    if value.startswith("gst:"):
-        pipeline = value[len("gst:") :].strip()
-        if not pipeline:
-            raise _input_error(text, "gst: needs a pipeline")
+    fail = functools.partial(_input_error, text)
+    if (pipeline := _gst_pipeline(value, fail)) is not None:
         return SourceSpec("gst", pipeline)
-    if "://" in value and not value.startswith("file://"):
-        raise _input_error(text, "unknown scheme")
-    return _parse_local_input(text, value.removeprefix("file://"))
+    return _parse_local_input(text, _local_path(value, fail))
 
 
 def _parse_local_input(text: str, value: str) -> SourceSpec:
@@ -118,11 +137,6 @@ def _parse_local_input(text: str, value: str) -> SourceSpec:
     raise _input_error(text, f"{path} does not exist")
 
 
-def _output_error(text: str, why: str = "") -> DSRIRError:
-    reason = f"{why}; " if why else ""
-    return DSRIRError(f"--output {text!r}: {reason}expected {OUTPUT_FORMS}")
-
-
 def parse_output(text: str | None) -> SinkSpec:
     """Classify an ``--output`` value; nothing is created until the sink is opened."""
     if text is None or text.strip() in ("", "none"):
@@ -132,14 +146,10 @@ def parse_output(text: str | None) -> SinkSpec:
         return SinkSpec("display", match.group(1) or "0")
     if value.startswith(("rtsp://", "rtsps://")):
         return SinkSpec("stream", value)
-    if value.startswith("gst:"):
-        pipeline = value[len("gst:") :].strip()
-        if not pipeline:
-            raise _output_error(text, "gst: needs a pipeline")
+    fail = functools.partial(_output_error, text)
+    if (pipeline := _gst_pipeline(value, fail)) is not None:
         return SinkSpec("gst", pipeline)
-    if "://" in value and not value.startswith("file://"):
-        raise _output_error(text, "unknown scheme")
-    value = value.removeprefix("file://")
+    value = _local_path(value, fail)
     suffix = Path(value).suffix.lower()
     if "%" in value:
         if not _FRAME_NUMBER.search(value) or not is_image_file(value):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from runtime.fit import FIT_MODES
 
 if TYPE_CHECKING:
     from dsrir.paths import InputSet
+    from runtime.frame_io import FrameSink, FrameSource
     from runtime.stats import RunStats
     from runtime.uri import SinkSpec, SourceSpec
 
@@ -122,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=non_negative_int, default=3, help="frames run before timing starts")
     run.add_argument("--queue-size", type=positive_int, default=4, help="frames each queue holds")
     run.add_argument("--stats", type=Path, default=None, help="write the run's statistics as JSON here")
+    # args.progress is True unless --no-progress: a parser default, set before the flag so that its help shows none
+    parser.set_defaults(progress=True)
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS, help="hide the status line"
     )
@@ -168,6 +172,50 @@ def protect_inputs(source_spec: SourceSpec, sink_spec: SinkSpec, model: Path | s
     outputs = [("--output", path) for path in output_paths(sink_spec, source_spec)]
     refuse_overwriting_inputs([*outputs, ("--stats", stats)], inputs)
     return inputs
+
+
+def open_input(spec: SourceSpec, args: argparse.Namespace) -> FrameSource:
+    """Open one ``--input`` as the capture flags say (size, rate, loop, latency, reconnects)."""
+    from runtime.sources import open_source
+
+    return open_source(
+        spec,
+        width=args.input_width,
+        height=args.input_height,
+        rate=args.input_rate,
+        loop=args.input_loop,
+        latency_ms=args.input_latency,
+        reconnect=args.reconnect,
+    )
+
+
+def output_fps(source: FrameSource) -> float:
+    """The rate an output of ``source`` is written at: the source's own, else ``DEFAULT_FPS``."""
+    return float(source.fps or DEFAULT_FPS)
+
+
+def input_names(source: FrameSource, source_spec: SourceSpec, sink_spec: SinkSpec) -> deque[Path] | None:
+    """An image folder restored into a folder keeps the inputs' names: the source records them as it delivers
+    frames, the sink takes them in order. None when the output is numbered."""
+    from runtime.sources import ImageFolderSource
+    from runtime.uri import keeps_input_names
+
+    if not keeps_input_names(sink_spec, source_spec):
+        return None
+    assert isinstance(source, ImageFolderSource)  # an ``images`` input
+    return source.record_names()
+
+
+def sink_opener(
+    spec: SinkSpec, args: argparse.Namespace, fps: float, inputs: InputSet, names: deque[Path] | None = None
+) -> Callable[[tuple[int, int]], FrameSink]:
+    """How a pipeline opens ``spec`` once its first restored frame gives the (width, height)."""
+    from runtime.sinks import open_sink
+
+    def open_for(size: tuple[int, int]) -> FrameSink:
+        return open_sink(spec, fps, size, headless=args.headless, names=names, inputs=inputs)
+
+    return open_for
 
 
 def nothing_read(stats: RunStats) -> str | None:
@@ -276,10 +324,9 @@ def run(args: argparse.Namespace) -> int:
     from runtime.backends import open_backend
     from runtime.frames import FrameRunner
     from runtime.pipeline import Pipeline
-    from runtime.sinks import open_sink, parse_output
-    from runtime.sources import open_source, parse_input
+    from runtime.sinks import parse_output
+    from runtime.sources import parse_input
     from runtime.stats import RunStats
-    from runtime.uri import keeps_input_names
 
     if args.no_output and args.output:
         raise DSRIRError(f"--no-output and --output {args.output[0]!r}: --no-output writes nothing; drop one of them")
@@ -299,35 +346,19 @@ def run(args: argparse.Namespace) -> int:
     stats = RunStats(warmup=args.warmup)
     stats.info.update(backend=backend.name, precision=backend.precision, model=str(model), input=input_text)
     try:
-        source = open_source(
-            source_spec,
-            width=args.input_width,
-            height=args.input_height,
-            rate=args.input_rate,
-            loop=args.input_loop,
-            latency_ms=args.input_latency,
-            reconnect=args.reconnect,
-        )
-        fps = float(getattr(source, "fps", None) or DEFAULT_FPS)
+        source = open_input(source_spec, args)
         print(f"{source.description} -> {backend.description}", file=sys.stderr)
-
-        names = source.record_names() if keeps_input_names(sink_spec, source_spec) else None  # type: ignore[attr-defined]
-
-        def sink_for(size: tuple[int, int]) -> object:
-            sink = open_sink(sink_spec, fps, size, headless=args.headless, names=names, inputs=inputs)
-            stats.info["output"] = sink.description
-            return sink
-
+        names = input_names(source, source_spec, sink_spec)
         pipeline = Pipeline(
             source,
             FrameRunner(backend, args.fit, args.max_memory),
-            sink_for,  # type: ignore[arg-type]
+            sink_opener(sink_spec, args, output_fps(source), inputs, names),
             stats,
             queue_size=args.queue_size,
             max_frames=args.max_frames,
             side_by_side=args.side_by_side,
             degrade=degrader(args.degrade),
-            status=getattr(args, "progress", True),
+            status=args.progress,
             fixed_size=sink_spec.kind != "images",
         )
         ended = pipeline.run()
@@ -346,10 +377,8 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
     from runtime.backends import open_backend
     from runtime.frames import FrameRunner
     from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch, failure_text
-    from runtime.sinks import open_sink
-    from runtime.sources import open_source, parse_input
+    from runtime.sources import parse_input
     from runtime.stats import MultiStats
-    from runtime.uri import keeps_input_names
 
     model = args.model or default_model()
     source_specs = [parse_input(text) for text in texts]
@@ -358,20 +387,10 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
     backend = open_backend(model, args.backend, args.plugin_lib)
     stats = MultiStats(texts, warmup=args.warmup)
     stats.info.update(backend=backend.name, precision=backend.precision, model=str(model), input=texts)
-    sources: list[object] = []
+    sources: list[FrameSource] = []
     try:
         for spec in source_specs:
-            sources.append(
-                open_source(
-                    spec,
-                    width=args.input_width,
-                    height=args.input_height,
-                    rate=args.input_rate,
-                    loop=args.input_loop,
-                    latency_ms=args.input_latency,
-                    reconnect=args.reconnect,
-                )
-            )
+            sources.append(open_input(spec, args))
         limit = backend_max_batch(backend)
         wanted = args.max_batch or len(texts)
         max_batch = min(wanted, limit) if limit else wanted
@@ -379,33 +398,27 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
             print(f"--max-batch {args.max_batch}: the model takes at most {limit} per inference", file=sys.stderr)
         stats.info["max_batch"] = max_batch
         for index, source in enumerate(sources):
-            print(f"stream {index}: {source.description}", file=sys.stderr)  # type: ignore[attr-defined]
+            print(f"stream {index}: {source.description}", file=sys.stderr)
         print(f"{len(sources)} streams -> {backend.description}, up to {max_batch} per inference", file=sys.stderr)
-
-        def opener(spec: SinkSpec, fps: float, names: object) -> Callable[[tuple[int, int]], object]:
-            def open_for(size: tuple[int, int]) -> object:
-                return open_sink(spec, fps, size, headless=args.headless, names=names, inputs=inputs)  # type: ignore[arg-type]
-
-            return open_for
 
         setups = []
         for index, (source, spec) in enumerate(zip(sources, source_specs)):
-            fps = float(getattr(source, "fps", None) or DEFAULT_FPS)
             sink_spec = sink_specs[index] if mosaic_spec is None else None
-            names = None
-            if sink_spec is not None and keeps_input_names(sink_spec, spec):
-                names = source.record_names()  # type: ignore[attr-defined]
+            open_for = None
+            if sink_spec is not None:
+                names = input_names(source, spec, sink_spec)
+                open_for = sink_opener(sink_spec, args, output_fps(source), inputs, names)
             setups.append(
                 StreamSetup(
                     source,
-                    open_sink=None if sink_spec is None else opener(sink_spec, fps, names),  # type: ignore[arg-type]
+                    open_sink=open_for,
                     fixed_size=sink_spec is None or sink_spec.kind != "images",
                     degrade=degrader(args.degrade, seed=index),
                 )
             )
         mosaic = None
         if mosaic_spec is not None:
-            mosaic = opener(mosaic_spec, float(getattr(sources[0], "fps", None) or DEFAULT_FPS), None)
+            mosaic = sink_opener(mosaic_spec, args, output_fps(sources[0]), inputs)
         pipeline = MultiPipeline(
             setups,
             FrameRunner(backend, args.fit, args.max_memory),
@@ -415,13 +428,13 @@ def run_streams(args: argparse.Namespace, texts: list[str]) -> int:
             queue_size=args.queue_size,
             max_frames=args.max_frames,
             side_by_side=args.side_by_side,
-            status=getattr(args, "progress", True),
-            mosaic=mosaic,  # type: ignore[arg-type]
+            status=args.progress,
+            mosaic=mosaic,
         )
         ended = pipeline.run()
     finally:
         for source in sources:
-            source.close()  # type: ignore[attr-defined]
+            source.close()
         backend.close()
     print(stats.table(), file=sys.stderr)
     if args.stats is not None:

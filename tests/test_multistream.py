@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from dsrir.errors import DSRIRError
 from dsrir.graph.metadata import ExportMetadata, write_metadata
 from runtime.backends import Backend
+from runtime.frame_io import FrameSink, FrameSource
 from runtime.frames import FrameRunner
 from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch
 from runtime.stats import MultiStats
@@ -75,7 +76,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 # -- fakes -----------------------------------------------------------------------------------------------------
-class FakeSource:
+class FakeSource(FrameSource):
     """Frames from a list; ``fail_at`` raises on that read, ``gate`` blocks every read until it is set."""
 
     def __init__(
@@ -105,7 +106,7 @@ class FakeSource:
         pass
 
 
-class ListSink:
+class ListSink(FrameSink):
     def __init__(self, delay_s: float = 0.0) -> None:
         self.frames: list[np.ndarray] = []
         self.delay_s = delay_s
@@ -215,8 +216,8 @@ def test_an_input_that_fails_mid_run_ends_alone_and_the_exit_status_says_so(
     clips = [write_clip(tmp_path / f"in{i}.mkv", i, 10, (16, 24)) for i in range(3)]
     real_open = sources.open_source
 
-    class Failing:
-        def __init__(self, inner: sources.FrameSource) -> None:
+    class Failing(FrameSource):
+        def __init__(self, inner: FrameSource) -> None:
             self.inner, self.reads = inner, 0
             self.live, self.fps, self.frame_count, self.description = False, inner.fps, 10, inner.description
 

@@ -25,6 +25,7 @@ from export.onnx.build import main as export_main
 from runtime.backends import Backend, open_backend, resolve_kind
 from runtime.backends.trt_buffers import BufferPlan, needs_realloc, plan_buffers, profile_from_shapes
 from runtime.fit import Profile, fit_frame, padded_hw
+from runtime.frame_io import FrameSink, FrameSource
 from runtime.frames import FrameProcessor, FrameRunner
 from runtime.pipeline import Pipeline
 from runtime.stats import RunStats
@@ -76,7 +77,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarra
 
 
 # -- fakes following the runtime.sources / runtime.sinks interface --------------------------------------------
-class FakeSource:
+class FakeSource(FrameSource):
     def __init__(self, frames: list[np.ndarray], live: bool, period_s: float = 0.0) -> None:
         self.frames, self.live, self.period_s, self.index = frames, live, period_s, 0
         self.fps, self.frame_count, self.description = 30.0, None if live else len(frames), "fake"
@@ -92,7 +93,7 @@ class FakeSource:
         pass
 
 
-class ListSink:
+class ListSink(FrameSink):
     def __init__(self) -> None:
         self.frames: list[np.ndarray] = []
         self.closed = 0
@@ -388,6 +389,21 @@ def test_preprocessing_reuses_buffers_and_round_trips() -> None:
     assert again is first and processor.allocations == 1
     processor.prepare(np.zeros((16, 16, 3), np.uint8))
     assert processor.allocations == 2
+
+
+@pytest.mark.parametrize(("io", "dtype"), [("float", np.float32), ("float", np.float16), ("uint8", np.uint8)])
+def test_preprocessing_writes_into_a_given_buffer(io: str, dtype: type) -> None:
+    """A backend's own input buffer (Backend.input_buffer) takes the frame as the processor's own would."""
+    processor = FrameProcessor(io, 8)
+    frames = [np.random.default_rng(seed).integers(0, 256, (30, 45, 3), dtype=np.uint8) for seed in range(2)]
+    out = np.empty(processor.input_shape((30, 45)), dtype)
+    assert processor.prepare(frames[0], out) is out
+    np.testing.assert_allclose(out, processor.prepare(frames[0]), atol=1e-3)
+    batch = np.empty(processor.input_shape((30, 45), 2), dtype)
+    assert processor.prepare_batch(frames, batch) is batch
+    np.testing.assert_allclose(batch, processor.prepare_batch(frames), atol=1e-3)
+    with pytest.raises(ValueError, match="out= has shape"):
+        processor.prepare(frames[0], np.empty(processor.input_shape((16, 16)), dtype))
 
 
 def test_uint8_io_only_pads() -> None:

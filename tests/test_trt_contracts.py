@@ -176,6 +176,34 @@ def test_a_batch_up_to_the_profiles_largest_fits_the_buffers(
     backend.close()
 
 
+@pytest.mark.parametrize(("dtype", "layout"), [("float32", "nchw"), ("float16", "nchw"), ("uint8", "nhwc")])
+def test_frames_are_prepared_straight_into_the_slots_input(
+    fake_gpu: tuple[ModuleType, ModuleType], tmp_path: Path, dtype: str, layout: str
+) -> None:
+    """FrameRunner writes each frame into the page-locked input of the slot it runs on (no copy), one at a time, in
+    flight and batched, and the engine still sees the frame."""
+    from runtime.frames import FrameRunner
+
+    backend = open_trt(write_engine(tmp_path / "m.engine", dtype, dtype, layout=layout, max_batch=2))
+    own: list[bool] = []
+    submit = backend.submit
+
+    def spy(batch: np.ndarray) -> int:
+        own.append(np.shares_memory(batch, backend.slots[backend.next_slot].host_in))
+        return submit(batch)
+
+    backend.submit = spy
+    runner = FrameRunner(backend)
+    frames = [natural_like_image(30, 44, seed) for seed in range(3)]
+    tickets = [runner.submit(image) for image in frames[:2]]
+    restored = [runner.collect(ticket) for ticket in tickets]
+    restored += runner.run_batch(frames[1:]) + [runner.run(frames[2])]
+    for got, image in zip(restored, [*frames[:2], *frames[1:], frames[2]]):
+        assert np.abs(got.astype(np.int16) - (255 - image.astype(np.int16))).max() <= 1  # the engine inverts
+    assert own == [True] * 4
+    backend.close()
+
+
 def test_plugin_library_is_loaded_once_per_process(fake_gpu: tuple[ModuleType, ModuleType], tmp_path: Path) -> None:
     """IPluginRegistry.load_library returns None for a library whose creators are registered: building an engine
     and then opening it in the same process loads the same path twice."""

@@ -50,6 +50,13 @@ class Backend:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def input_buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """An array of ``shape`` that the next ``infer``/``submit`` reads its input from where it is passed back as
+        that input, so pre-processing writes the frame straight into it; None (every backend unless it says
+        otherwise): the backend reads the caller's array as it is (ONNX Runtime and PyTorch on the CPU) or copies it
+        to the device itself."""
+        return None
+
     def submit(self, batch: np.ndarray) -> int:
         """Start ``batch`` on a free slot and return the slot (backends with ``slots_in_flight`` > 1)."""
         raise NotImplementedError(f"{self.name} runs one frame at a time: use infer()")

@@ -2,7 +2,8 @@
 
 Two slots (execution context + stream + buffers each) let one frame's copies and kernels overlap the next
 frame's (``submit``/``collect``); on an integrated GPU (Jetson) host buffers are mapped into the device address
-space, so no copies are made. Buffers are sized once for the profile maximum; every shape and size decision is
+space, so no copies are made. A frame is prepared straight into the page-locked input of the slot it will run on
+(``input_buffer``), not copied there. Buffers are sized once for the profile maximum; every shape and size decision is
 in :mod:`runtime.backends.trt_buffers`. pycuda is imported only here, when an engine is opened.
 
 CUDA contexts are per thread, and the backend is opened on one thread and fed from another (``runtime.pipeline``'s
@@ -92,6 +93,16 @@ def _pinned(cuda: Any, shape: tuple[int, ...], dtype: np.dtype, mapped: bool) ->
     host = cuda.pagelocked_empty(shape, dtype, mem_flags=cuda.host_alloc_flags.DEVICEMAP)
     base: Any = host.base
     return host, base.get_device_pointer()
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are the same memory seen the same way (then copying one into the other is a no-op)."""
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 class TrtBackend(Backend):
@@ -185,6 +196,22 @@ class TrtBackend(Backend):
             slot.device_out = cuda.mem_alloc(wanted.output_bytes)
         slot.plan = wanted
 
+    def input_buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The page-locked input of the slot the next ``submit`` runs on, as an array of ``shape``: a frame prepared
+        into it is not copied again. None while that slot is in flight, or for a shape beyond its buffers (then
+        ``submit`` says why)."""
+        slot = self.slots[self.next_slot]
+        if slot.busy:
+            return None
+        hw = (shape[2], shape[3]) if self.layout == "nchw" else (shape[1], shape[2])
+        with self._current():
+            self._allocate(slot, hw)
+        assert slot.host_in is not None
+        count = int(np.prod(shape))
+        if count > slot.host_in.size:
+            return None
+        return slot.host_in.reshape(-1)[:count].reshape(shape)
+
     def submit(self, batch: np.ndarray) -> int:
         """Start one frame on the next free slot; returns the slot to ``collect``."""
         with self._current():
@@ -202,7 +229,8 @@ class TrtBackend(Backend):
             raise DSRIRError(f"the engine does not accept input shape {batch.shape} (profile {self.profile})")
         slot.out_shape = _dims(slot.context.get_tensor_shape(self.output_name))
         flat_in = slot.host_in.reshape(-1)[: batch.size].reshape(batch.shape)
-        np.copyto(flat_in, batch, casting="same_kind")  # float32 frames into a HALF input too
+        if not _same_array(batch, flat_in):  # prepared elsewhere than in input_buffer()
+            np.copyto(flat_in, batch, casting="same_kind")  # float32 frames into a HALF input too
         slot.context.set_tensor_address(self.input_name, int(slot.device_in))
         slot.context.set_tensor_address(self.output_name, int(slot.device_out))
         if not self.zero_copy:
