@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_STAGES = 3
+from dsrir.model.arch import STAGES
 
 
 class StageL1Loss(nn.Module):
@@ -28,8 +28,8 @@ class StageL1Loss(nn.Module):
         degraded: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Same call as :class:`dsrir.losses.DSRIRLoss` (final stage first), so the trainer can use either."""
-        if len(restored) != _STAGES:
-            raise ValueError(f"expected {_STAGES} restored images, got {len(restored)}")
+        if len(restored) != STAGES:
+            raise ValueError(f"expected {STAGES} restored images, got {len(restored)}")
         with torch.autocast(device_type=target.device.type, enabled=False):
             total = torch.stack([F.l1_loss(image.float(), target.float()) for image in restored]).mean()
         value = float(total.detach())
