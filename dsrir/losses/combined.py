@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from dsrir.losses.contrastive import PositiveContrastiveLoss
+from dsrir.losses.objective import LossTerms, Stages
 from dsrir.losses.psnr import PSNRLoss
 from dsrir.losses.uncertainty import UncertaintyLoss
 from dsrir.losses.vgg import find_vgg19_weights, hub_vgg19_path, load_vgg19_features
@@ -46,13 +46,7 @@ class DSRIRLoss(nn.Module):
         if path is None:
             _warn_missing_weights()
 
-    def forward(
-        self,
-        restored: Sequence[torch.Tensor],
-        variances: Sequence[torch.Tensor],
-        target: torch.Tensor,
-        degraded: torch.Tensor,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, restored: Stages, variances: Stages, target: torch.Tensor, degraded: torch.Tensor) -> LossTerms:
         """``restored`` and ``variances`` are ordered final stage first (img3, img2, img1)."""
         if len(restored) != STAGES or len(variances) != STAGES:
             raise ValueError(f"expected {STAGES} restored images and variances, got {len(restored)}, {len(variances)}")

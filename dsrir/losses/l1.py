@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dsrir.losses.objective import LossTerms, Stages
 from dsrir.model.arch import STAGES
 
 
@@ -20,13 +19,7 @@ class StageL1Loss(nn.Module):
     whatever the task (weights/README.md, "Why haze lags").
     """
 
-    def forward(
-        self,
-        restored: Sequence[torch.Tensor],
-        variances: Sequence[torch.Tensor],
-        target: torch.Tensor,
-        degraded: torch.Tensor,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, restored: Stages, variances: Stages, target: torch.Tensor, degraded: torch.Tensor) -> LossTerms:
         """Same call as :class:`dsrir.losses.DSRIRLoss` (final stage first), so the trainer can use either."""
         if len(restored) != STAGES:
             raise ValueError(f"expected {STAGES} restored images, got {len(restored)}")
