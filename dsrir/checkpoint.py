@@ -84,6 +84,13 @@ def read_weights(path: str | os.PathLike[str]) -> LoadedWeights:
     return LoadedWeights(state_dict, config, preset, meta)
 
 
+def pick_device(name: str) -> str:
+    """``--device``: ``auto`` is CUDA when this machine has it, else the CPU; any other name is used as given."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[DSRIR, LoadedWeights]:
     """Build the network the file describes and load its weights strictly."""
     weights = read_weights(path)

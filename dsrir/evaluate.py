@@ -156,13 +156,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 @command(memory_hint="restore in tiles (--tile 512)")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    import torch
-
-    from dsrir.checkpoint import load_model
+    from dsrir.checkpoint import load_model, pick_device
     from dsrir.model.restorer import Restorer
 
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-    device = "cpu" if device == "auto" else device
+    device = pick_device(args.device)
     model, weights = load_model(args.checkpoint, device)
     sets = build_sets(args)
     restorer = Restorer(model, device=device, tile=args.tile)

@@ -92,14 +92,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 )
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    import torch  # here, not at the top: on the lean runtime install, a one-line pip hint instead of a traceback
-
-    from dsrir.checkpoint import load_model
+    # here, not at the top: on the lean runtime install, a one-line pip hint instead of a traceback
+    from dsrir.checkpoint import load_model, pick_device
     from dsrir.model.restorer import Restorer, check_tiling
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(args.device)
     check_tiling(args.tile, args.tile_overlap)
     files = collect_inputs(args.inputs)
     out_dir = Path(args.output)

@@ -34,6 +34,7 @@ from export.engine.plan import (
     BuildOptions,
     EnginePlan,
     dsrir_command,
+    engine_sidecar,
     import_report,
     make_plan,
     timing_cache_pattern,
@@ -171,16 +172,16 @@ def sidecar_for(plan: EnginePlan, engine: bytes, seconds: float, tensorrt_versio
     """Everything the runtime (and a person) needs to know about the engine, from the plan and the build."""
     graph, options, meta = plan.graph, plan.options, plan.graph.metadata
     plugin = options.plugin_lib
-    return EngineSidecar.for_build(
+    return engine_sidecar(
         engine,
         seconds,
         tensorrt_version,
         gpu,
-        precision=options.precision,
+        options,
+        plan.profile,
         precision_summary=plan.precision.summary,
         strongly_typed=plan.precision.strongly_typed,
         flags=[*plan.precision.network_flags, *plan.precision.builder_flags],
-        profile={"input": plan.profile.input_name, "layout": plan.profile.layout, **plan.profile.as_dict()},
         inputs=[{"name": graph.input.name, "dtype": graph.input.dtype, "layout": graph.layout}],
         outputs=[{"name": o.name, "dtype": o.dtype} for o in graph.outputs],
         io=meta.io,
@@ -193,9 +194,6 @@ def sidecar_for(plan: EnginePlan, engine: bytes, seconds: float, tensorrt_versio
         plugin_mode=options.plugin_mode if plugin else None,
         calibration_cache=plan.precision.calibration_cache,
         timing_cache=str(plan.timing_cache) if plan.timing_cache else None,
-        dla_core=options.dla_core,
-        version_compatible=options.version_compatible,
-        hardware_compatibility=options.hardware_compatibility,
         rebuild_command=dsrir_command(plan),
         trtexec_command=trtexec_command(plan),
         extra={"mode": meta.mode, "input_range": meta.input_range, "onnx_precision": meta.precision},

@@ -71,6 +71,17 @@ def _image_rng(seed: int, key: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, key, zlib.crc32(name.encode("utf-8"))])
 
 
+def _photo_to_degrade(
+    path: Path, crop: int | None, seed: int, label: str
+) -> tuple[np.ndarray, int, np.random.Generator]:
+    """A clean photo cropped for validation, its full height (streaks are sized for the whole photo even when it is
+    cropped) and the image's generator for the synthetic degradation ``label``."""
+    clean = read_image(path)
+    reference_height = clean.shape[0]
+    rng = _image_rng(seed, zlib.crc32(label.encode("utf-8")), path.name)
+    return _validation_crop(clean, crop, path), reference_height, rng
+
+
 def official_test_noise(clean: np.ndarray, sigma: int, rng: np.random.Generator) -> np.ndarray:
     """The official test noise, kept exactly: ``np.clip(clean + randn * sigma, 0, 255).astype(np.uint8)``.
 
@@ -121,10 +132,7 @@ class _SyntheticImage:
     crop: int | None = None
 
     def load(self) -> EvalSample:
-        clean = read_image(self.path)
-        reference_height = clean.shape[0]  # streaks sized for the whole photo even when cropped
-        clean = _validation_crop(clean, self.crop, self.path)
-        rng = _image_rng(self.seed, zlib.crc32(self.task.encode("utf-8")), self.path.name)
+        clean, reference_height, rng = _photo_to_degrade(self.path, self.crop, self.seed, self.task)
         if self.task == "rain":
             degraded = add_rain(
                 clean,
@@ -149,10 +157,7 @@ class _FamilyImage:
     crop: int | None = None
 
     def load(self) -> EvalSample:
-        clean = read_image(self.path)
-        reference_height = clean.shape[0]
-        clean = _validation_crop(clean, self.crop, self.path)
-        rng = _image_rng(self.seed, zlib.crc32(self.label.encode("utf-8")), self.path.name)
+        clean, reference_height, rng = _photo_to_degrade(self.path, self.crop, self.seed, self.label)
         degraded, params = label_family(self.label).apply(clean, rng, reference_height)
         return EvalSample(self.path.name, self.label, degraded, clean, params)
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from dsrir.losses.contrastive import PositiveContrastiveLoss
+from dsrir.losses.objective import LossTerms, Stages
 from dsrir.losses.psnr import PSNRLoss
 from dsrir.losses.uncertainty import UncertaintyLoss
 from dsrir.losses.vgg import find_vgg19_weights, hub_vgg19_path, load_vgg19_features
+from dsrir.model.arch import STAGES
 
-_STAGES = 3
 _missing_weights_warned = False
 
 
@@ -46,21 +46,15 @@ class DSRIRLoss(nn.Module):
         if path is None:
             _warn_missing_weights()
 
-    def forward(
-        self,
-        restored: Sequence[torch.Tensor],
-        variances: Sequence[torch.Tensor],
-        target: torch.Tensor,
-        degraded: torch.Tensor,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, restored: Stages, variances: Stages, target: torch.Tensor, degraded: torch.Tensor) -> LossTerms:
         """``restored`` and ``variances`` are ordered final stage first (img3, img2, img1)."""
-        if len(restored) != _STAGES or len(variances) != _STAGES:
-            raise ValueError(f"expected {_STAGES} restored images and variances, got {len(restored)}, {len(variances)}")
+        if len(restored) != STAGES or len(variances) != STAGES:
+            raise ValueError(f"expected {STAGES} restored images and variances, got {len(restored)}, {len(variances)}")
         # Log-MSE and the ratio in the contrastive term are fragile in bf16, so autocast is switched off here.
         with torch.autocast(device_type=target.device.type, enabled=False):
             images = [r.float() for r in restored]
             target, degraded = target.float(), degraded.float()
-            unc = sum(self.uncertainty(r, target, v.float()) for r, v in zip(images, variances)) / _STAGES
+            unc = sum(self.uncertainty(r, target, v.float()) for r, v in zip(images, variances)) / STAGES
             final, stage2, stage1 = (self.psnr(image, target) for image in images)
             psnr = final + 0.5 * (stage2 + stage1) / 2
             total = unc + psnr

@@ -9,11 +9,11 @@ and the change cannot be told from what quantisation cost. Matching the FP32 tea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dsrir.losses.objective import LossTerms, Stages
 
 
 class DistillationL1Loss(nn.Module):
@@ -28,13 +28,7 @@ class DistillationL1Loss(nn.Module):
         self.teacher.eval()  # the teacher is a fixed reference, whatever the caller does with .train()
         return self
 
-    def forward(
-        self,
-        restored: Sequence[torch.Tensor],
-        variances: Sequence[torch.Tensor],
-        target: torch.Tensor,
-        degraded: torch.Tensor,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, restored: Stages, variances: Stages, target: torch.Tensor, degraded: torch.Tensor) -> LossTerms:
         """Same call as :class:`dsrir.losses.DSRIRLoss`; ``target`` is not used."""
         with torch.no_grad(), torch.autocast(device_type=degraded.device.type, enabled=False):
             taught, _ = self.teacher(degraded.float())

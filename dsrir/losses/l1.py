@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_STAGES = 3
+from dsrir.losses.objective import LossTerms, Stages
+from dsrir.model.arch import STAGES
 
 
 class StageL1Loss(nn.Module):
@@ -20,16 +19,10 @@ class StageL1Loss(nn.Module):
     whatever the task (weights/README.md, "Why haze lags").
     """
 
-    def forward(
-        self,
-        restored: Sequence[torch.Tensor],
-        variances: Sequence[torch.Tensor],
-        target: torch.Tensor,
-        degraded: torch.Tensor,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, restored: Stages, variances: Stages, target: torch.Tensor, degraded: torch.Tensor) -> LossTerms:
         """Same call as :class:`dsrir.losses.DSRIRLoss` (final stage first), so the trainer can use either."""
-        if len(restored) != _STAGES:
-            raise ValueError(f"expected {_STAGES} restored images, got {len(restored)}")
+        if len(restored) != STAGES:
+            raise ValueError(f"expected {STAGES} restored images, got {len(restored)}")
         with torch.autocast(device_type=target.device.type, enabled=False):
             total = torch.stack([F.l1_loss(image.float(), target.float()) for image in restored]).mean()
         value = float(total.detach())

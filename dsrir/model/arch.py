@@ -18,6 +18,8 @@ from dsrir.errors import DSRIRError
 from dsrir.model.config import DSRIRConfig, Grid
 from dsrir.ops.patch_attention import PatchAttention
 
+STAGES = 3  # images (and variance maps) DSRIR.forward returns, one per subnet, final stage first
+
 
 def conv3x3(cin: int, cout: int, bias: bool = False) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1, bias=bias)

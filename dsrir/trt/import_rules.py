@@ -30,7 +30,7 @@ adds it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
@@ -115,6 +115,9 @@ BASE_TYPES = frozenset(
         TensorProto.DOUBLE,  # cast down to FLOAT by the parser
     }
 )
+# The Q/DQ and tensor types of the 10.x and 11.x lines (the same in each line read here).
+TRT10_QDQ_TYPES = frozenset({TensorProto.INT8, TensorProto.FLOAT8E4M3FN, TensorProto.INT4})
+TRT10_TENSOR_TYPES = BASE_TYPES | {TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.INT4}
 
 
 @dataclass(frozen=True)
@@ -216,12 +219,12 @@ RULES: dict[str, ImporterRules] = {
         reduce_axes_input=True,
         squeeze_without_axes=True,
         tensor_axes=False,
-        qdq_types=frozenset({TensorProto.INT8, TensorProto.FLOAT8E4M3FN, TensorProto.INT4}),
+        qdq_types=TRT10_QDQ_TYPES,
         qdq_zero_point_required=False,
         qdq_fp32_scales_only=False,
         plugin_empty_inputs=True,
         uint8_cast_float_only=False,
-        tensor_types=BASE_TYPES | {TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.INT4},
+        tensor_types=TRT10_TENSOR_TYPES,
         evidence=(
             "docs/operators.md:5 'opset 9 to opset 20' (10.1-GA)",
             "onnxOpImporters.cpp:5224-5256 importShape slices the shape by start/end (10.0-GA: 5188-5220)",
@@ -244,12 +247,12 @@ RULES: dict[str, ImporterRules] = {
         reduce_axes_input=True,
         squeeze_without_axes=True,
         tensor_axes=True,
-        qdq_types=frozenset({TensorProto.INT8, TensorProto.FLOAT8E4M3FN, TensorProto.INT4}),
+        qdq_types=TRT10_QDQ_TYPES,
         qdq_zero_point_required=False,
         qdq_fp32_scales_only=False,
         plugin_empty_inputs=True,
         uint8_cast_float_only=False,
-        tensor_types=BASE_TYPES | {TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.INT4},
+        tensor_types=TRT10_TENSOR_TYPES,
         evidence=(
             "docs/operators.md:5 'TensorRT 10.16 supports ... opset 9 to opset 24'",
             "onnxOpImporters.cpp importShape: addShape, cast to INT64, then a slice by start/end",
@@ -260,30 +263,21 @@ RULES: dict[str, ImporterRules] = {
             "ModelImporter.cpp parseNode: UINT8 initializers outside Q/DQ become INT32",
         ),
     ),
-    "11.1": ImporterRules(
-        line="11.1",
-        since=(11, 0),
-        source="release notes over 10.16's rules (v11.1's parsers/onnx 7c51a63 unavailable here)",
-        max_opset=24,
-        ops=DSRIR_OPS,
-        shape_start_end=True,
-        reduce_axes_input=True,
-        squeeze_without_axes=False,
-        tensor_axes=True,
-        qdq_types=frozenset({TensorProto.INT8, TensorProto.FLOAT8E4M3FN, TensorProto.INT4}),
-        qdq_zero_point_required=False,
-        qdq_fp32_scales_only=False,
-        plugin_empty_inputs=True,
-        uint8_cast_float_only=False,
-        tensor_types=BASE_TYPES | {TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.INT4},
-        evidence=(
-            "NVIDIA/TensorRT v11.1 CHANGELOG.md 11.0/11.1 Parsers: new operators only (Swish, TRT_Attention...)",
-            "TensorRT 11.5 release notes (onnx-tensorrt release/11.5-GA): 'Added support for Squeeze when axis "
-            "input is omitted' and 'Added support for ONNX opset 25': 11.0-11.4 need explicit Squeeze axes and "
-            "opset 24 at most",
-        ),
-    ),
 }
+# 11.1 was not read: it is 10.16's rules with what the release notes change (the module docstring).
+RULES["11.1"] = replace(
+    RULES["10.16"],
+    line="11.1",
+    since=(11, 0),
+    source="release notes over 10.16's rules (v11.1's parsers/onnx 7c51a63 unavailable here)",
+    squeeze_without_axes=False,
+    evidence=(
+        "NVIDIA/TensorRT v11.1 CHANGELOG.md 11.0/11.1 Parsers: new operators only (Swish, TRT_Attention...)",
+        "TensorRT 11.5 release notes (onnx-tensorrt release/11.5-GA): 'Added support for Squeeze when axis "
+        "input is omitted' and 'Added support for ONNX opset 25': 11.0-11.4 need explicit Squeeze axes and "
+        "opset 24 at most",
+    ),
+)
 TARGETS = tuple(RULES)  # 8.5, 8.6, 10.3, 10.16, 11.1: the lines --dry-run reports
 
 

@@ -11,6 +11,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dsrir.errors import DSRIRError
 from dsrir.graph.metadata import INT8_CPU
@@ -18,7 +19,7 @@ from dsrir.graph.ops import PLUGIN_OP
 from dsrir.trt.calib_cache import read_calibration_cache
 from dsrir.trt.gpu import AMPERE, GpuInfo, slug
 from dsrir.trt.import_rules import rules_for, summary
-from dsrir.trt.sidecar import sidecar_path
+from dsrir.trt.sidecar import EngineSidecar, sidecar_path
 from dsrir.trt.version import Version, short
 from export.engine.graph import GraphInfo
 from export.engine.precision import PrecisionPlan, decide_precision
@@ -231,3 +232,28 @@ def dsrir_command(plan: EnginePlan) -> str:
         args += ["--hardware-compatibility", options.hardware_compatibility]
     args += ["--output", str(plan.output)]
     return shlex.join(args)
+
+
+def engine_sidecar(
+    engine: bytes,
+    seconds: float,
+    tensorrt_version: str,
+    gpu: GpuInfo,
+    options: BuildOptions,
+    profile: Profile,
+    **facts: Any,
+) -> EngineSidecar:
+    """The sidecar of an engine just built, whichever frontend built it: the build (:meth:`EngineSidecar.for_build`),
+    what the options and the profile record the same way for every frontend, and the frontend's own ``facts``."""
+    return EngineSidecar.for_build(
+        engine,
+        seconds,
+        tensorrt_version,
+        gpu,
+        precision=options.precision,
+        profile={"input": profile.input_name, "layout": profile.layout, **profile.as_dict()},
+        dla_core=options.dla_core,
+        version_compatible=options.version_compatible,
+        hardware_compatibility=options.hardware_compatibility,
+        **facts,
+    )

@@ -19,7 +19,7 @@ from dsrir.errors import DSRIRError
 from dsrir.model.restore_only import RestoreOnly
 from dsrir.trt.gpu import GpuInfo
 from dsrir.trt.sidecar import EngineSidecar
-from export.engine.plan import BuildOptions
+from export.engine.plan import BuildOptions, engine_sidecar
 from export.engine.shapes import Profile, format_shape, make_profile
 
 INSTALL_HINT = "torch-tensorrt is not installed: pip install torch-tensorrt (the release matching your torch)"
@@ -149,16 +149,16 @@ def torch_sidecar(
     """The same sidecar as the ONNX path, with the checkpoint in place of the ONNX file."""
     names = engine_io_names(engine)
     dtype = "float16" if options.precision == "fp16" else "float32"
-    return EngineSidecar.for_build(
+    return engine_sidecar(
         engine,
         seconds,
         tensorrt_version,
         gpu,
-        precision=options.precision,
+        options,
+        profile,
         precision_summary="torch-tensorrt, from the model's types",
         strongly_typed=False,
         flags=[],
-        profile={"input": profile.input_name, "layout": "NCHW", **profile.as_dict()},
         inputs=[{"name": n, "dtype": dtype, "layout": "NCHW"} for n, mode in names.items() if mode == "input"],
         outputs=[{"name": n, "dtype": dtype} for n, mode in names.items() if mode == "output"],
         io="float",
@@ -166,7 +166,5 @@ def torch_sidecar(
         preset=weights.preset or "custom",
         frontend="torch-tensorrt",
         checkpoint=str(checkpoint),
-        version_compatible=options.version_compatible,
-        hardware_compatibility=options.hardware_compatibility,
         rebuild_command=torch_command(checkpoint, options, profile, output),
     )
