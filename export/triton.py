@@ -31,6 +31,7 @@ import onnx
 from dsrir.cli import command, non_negative_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
+from dsrir.graph.metadata import SERVED_NAME
 from dsrir.trt.sidecar import EngineSidecar, read_sidecar, sidecar_path
 from export.engine.graph import TensorInfo, inspect_onnx
 
@@ -41,7 +42,7 @@ PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), ".engine": ("tensorrt_
 PLATFORMS[".plan"] = PLATFORMS[".engine"]
 DATA_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8"}
 INSTANCE_KINDS = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
-DEFAULT_NAME, DEFAULT_BATCH = "dsrir", 4
+DEFAULT_NAME, DEFAULT_BATCH = SERVED_NAME, 4  # the name runtime.serve serves under too: triton:// URIs carry over
 
 
 @dataclass(frozen=True)

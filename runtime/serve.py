@@ -26,9 +26,10 @@ import numpy as np
 from dsrir.cli import command, non_negative_int, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
+from dsrir.graph.metadata import SERVED_NAME
 
 PYTRITON_HINT = "runtime.serve needs NVIDIA PyTriton: pip install nvidia-pytriton (serves under Python 3.13, not 3.11)"
-DEFAULT_NAME = "dsrir"
+DEFAULT_NAME = SERVED_NAME  # as export.triton names the model: the same triton:// URI reaches either
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -14,6 +14,7 @@ PREFIX = "dsrir."
 INT8_QDQ = "int8-qdq"  # TensorRT-style explicit quantisation (calibration.qdq)
 INT8_CPU = "int8-cpu"  # ONNX Runtime's uint8 CPU graph (calibration.ort_int8): no TensorRT imports it
 PRECISIONS = ("fp32", "fp16", INT8_QDQ, INT8_CPU)
+SERVED_NAME = "dsrir"  # the model name in a Triton repository (export.triton) and under PyTriton (runtime.serve)
 
 
 @dataclass(frozen=True)
