@@ -70,7 +70,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/cpu_int8.py", description=__doc__, formatter_class=DefaultsHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="FP32 ONNX (decomposed, float I/O)")
+    parser.add_argument("--onnx", type=Path, default=DEFAULT_MODEL, help="FP32 ONNX (decomposed, float I/O)")
     parser.add_argument("--calib-count", type=int, default=8, help="demo-clip frames to calibrate on")
     parser.add_argument("--held-out", type=int, default=6, help="later demo-clip frames to score on")
     parser.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"))
@@ -88,12 +88,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         graphs = {
             bits: onnx.load(
-                str(quantize_for_cpu(args.model, iter(calibration), Path(tmp, f"w{bits}.onnx"), args.method, bits))
+                str(quantize_for_cpu(args.onnx, iter(calibration), Path(tmp, f"w{bits}.onnx"), args.method, bits))
             )
             for bits in (7, 8)
         }
     fitted, how = fit_to_cpu(graphs[8], cpu)
-    fp32 = onnx.load(str(args.model))
+    fp32 = onnx.load(str(args.onnx))
     variants = {
         "FP32": (session(fp32, args.threads), True),
         "INT8 7-bit weights (default file, plain ORT)": (session(graphs[7], args.threads), True),

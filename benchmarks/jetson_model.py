@@ -6,7 +6,7 @@ reach a fraction of peak (small channel counts, memory-bound elementwise layers,
 bound at 100 % and an assumed utilisation (``--utilisation``, 25 % by default). Measured rows, when someone has
 them, go in a JSON list (``--measured``: device, network, precision, size, ms, how) and are printed beside it.
 
-    python benchmarks/jetson_model.py [--weights weights/*.safetensors] [--measured jetson_measured.json]
+    python benchmarks/jetson_model.py [--checkpoint weights/*.safetensors] [--measured jetson_measured.json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.checkpoint import load_model  # noqa: E402
+from dsrir.cli import hidden_alias  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.model import DSRIR, PRESETS  # noqa: E402
 from dsrir.model.cost import count_flops, count_params  # noqa: E402
@@ -45,13 +46,14 @@ def networks(weights: list[Path]) -> list[tuple[str, DSRIR]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--weights", type=Path, nargs="*", default=[], help="checkpoints to add (e.g. pruned)")
+    parser.add_argument("--checkpoint", type=Path, nargs="*", default=[], help="checkpoints to add (e.g. pruned)")
+    hidden_alias(parser, "--weights", "checkpoint", type=Path, nargs="*")
     parser.add_argument("--utilisation", type=float, default=0.25, help="assumed fraction of peak reached")
     parser.add_argument("--measured", type=Path, default=None, help="JSON list of measured Jetson rows to show")
     parser.add_argument("--output", type=Path, default=Path("jetson_model.json"))
     args = parser.parse_args()
     rows = []
-    for name, model in networks(args.weights):
+    for name, model in networks(args.checkpoint):
         flops = {size: count_flops(model, *hw) for size, hw in SIZES.items()}
         for device, (fp16, int8, _) in DEVICES.items():
             for precision, peak in (("fp16", fp16), ("int8", int8)):

@@ -2,7 +2,7 @@
 side by side in one run.
 
     python benchmarks/model_cost.py --sizes 256x256 1280x720 --repeats 3 --output model_cost.json
-    python benchmarks/model_cost.py --presets dsrir-xs --weights weights/dsrir-xs-p50_all_in_one.safetensors
+    python benchmarks/model_cost.py --presets dsrir-xs --checkpoint weights/dsrir-xs-p50_all_in_one.safetensors
 
 FLOPs are counted by ``dsrir.model.cost`` (``torch.utils.flop_counter``: 2 per multiply-add, convolutions
 and matmuls, on the meta device).
@@ -13,16 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from dsrir.atomic import write_text_atomic
-from dsrir.checkpoint import load_model
-from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.model import DSRIR, PRESETS
-from dsrir.model.cost import count_flops, count_params
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere, as the other benchmarks
+
+from dsrir.atomic import write_text_atomic  # noqa: E402
+from dsrir.checkpoint import load_model  # noqa: E402
+from dsrir.cli import hidden_alias  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.model import DSRIR, PRESETS  # noqa: E402
+from dsrir.model.cost import count_flops, count_params  # noqa: E402
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -45,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["256x256", "1280x720"], help="WIDTHxHEIGHT")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--weights", nargs="*", type=Path, default=[], help="checkpoints to add, named by file stem")
+    parser.add_argument("--checkpoint", nargs="*", type=Path, default=[], help="checkpoints to add, named by file stem")
+    hidden_alias(parser, "--weights", "checkpoint", type=Path, nargs="*")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median reported)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", default="model_cost.json")
@@ -57,7 +63,7 @@ def main() -> None:
     paper_flops = {size: count_flops(paper, *reversed(parse_size(size))) for size in args.sizes}
     # Checkpoints load before any timing starts, so a bad path fails at once.
     models = [(preset, DSRIR(PRESETS[preset])) for preset in args.presets]
-    models += [(path.stem, load_model(path)[0]) for path in args.weights]
+    models += [(path.stem, load_model(path)[0]) for path in args.checkpoint]
     for preset, model in models:
         model.eval()
         params = count_params(model)

@@ -5,7 +5,7 @@ frames of the demo clip with the noise/rain/haze mix, a TensorRT engine when ``-
 runs here) and timed through the runtime's own backends, so the numbers are what ``python -m runtime.video``
 gets per frame (inference only: no capture, pre- or post-processing).
 
-    python benchmarks/speed.py --weights weights/dsrir-xs-p50_all_in_one.safetensors
+    python benchmarks/speed.py --checkpoint weights/dsrir-xs-p50_all_in_one.safetensors
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
+from dsrir.cli import hidden_alias  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from runtime.backends import Backend, open_backend  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
@@ -111,8 +112,9 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument(
-        "--weights", type=Path, default=DEFAULT_MODEL.with_suffix(".safetensors"), help="checkpoint to time"
+        "--checkpoint", type=Path, default=DEFAULT_MODEL.with_suffix(".safetensors"), help="checkpoint to time"
     )
+    hidden_alias(parser, "--weights", "checkpoint", type=Path)
     parser.add_argument("--engine", type=Path, default=None, help="a TensorRT engine of the same weights")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--repeats", type=int, default=3, help="timed frames per variant and size (median)")
@@ -120,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path in build_variants(args.weights, Path(tmp), args.engine):
+        for label, path in build_variants(args.checkpoint, Path(tmp), args.engine):
             backend = open_backend(path)
             row: dict[str, object] = {"variant": label, "backend": backend.name, "precision": backend.precision}
             for size in args.sizes:
@@ -138,7 +140,7 @@ def main() -> None:
             ms = float(row[f"{size}_ms"])  # type: ignore[arg-type]
             cells += [f"{ms:.0f}", f"{1000 / ms:.2f}", f"{float(baseline[f'{size}_ms']) / ms:.2f}x"]  # type: ignore[arg-type]
         print(f"| {row['variant']} | {' | '.join(cells)} |")
-    payload = {"machine": machine(), "weights": str(args.weights), "rows": rows}
+    payload = {"machine": machine(), "weights": str(args.checkpoint), "rows": rows}
     write_text_atomic(args.output, json.dumps(payload, indent=2))
     print(f"\nwritten {args.output}")
 

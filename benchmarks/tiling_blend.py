@@ -1,6 +1,6 @@
 """Ramps or a plain average where tiles overlap: which is closer to restoring the image whole?
 
-    python benchmarks/tiling_blend.py --weights weights/dsrir-xs-p50_all_in_one.safetensors --tile 128
+    python benchmarks/tiling_blend.py --checkpoint weights/dsrir-xs-p50_all_in_one.safetensors --tile 128
 
 A frame of the shipped demo clip (640x360) with sigma-25 noise is restored whole and in tiles (``dsrir.tiling``'s
 plan), the tiles blended once with the ramps and once averaged; the table gives each result's PSNR against the
@@ -33,11 +33,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", default=str(REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"))
+    parser.add_argument("--checkpoint", default=str(REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"))
     parser.add_argument("--frame", type=int, default=40, help="which frame of the demo clip")
     parser.add_argument("--tile", type=int, default=128)
     args = parser.parse_args()
-    model, _ = load_model(args.weights, "cpu")
+    model, _ = load_model(args.checkpoint, "cpu")
     capture = cv2.VideoCapture(str(DEMO))
     capture.set(cv2.CAP_PROP_POS_FRAMES, args.frame)
     ok, frame = capture.read()
