@@ -58,6 +58,8 @@ def write_error(target: str | os.PathLike[str], exc: BaseException, *, need: int
     ``need`` is how many bytes were left to write when the cause has no errno (a short write, a video that does not
     read back): with less than that free on the disk, the cause is reported as a full disk."""
     folder = Path(target).parent
+    if blocker := _file_in_the_way(folder):  # mkdir says "File exists" or "Not a directory": say which file
+        return DSRIRError(f"{target}: could not write: {blocker} is a file, not a folder")
     if isinstance(exc, OSError) and exc.errno is not None:
         cause = os.strerror(exc.errno)
     else:
@@ -71,6 +73,14 @@ def write_error(target: str | os.PathLike[str], exc: BaseException, *, need: int
         else:
             cause = text
     return DSRIRError(f"{target}: could not write: {cause}")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (itself included) when it is a file, else None."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return candidate if not candidate.is_dir() else None
+    return None
 
 
 def _process_gone(pid: int) -> bool:

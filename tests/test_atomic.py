@@ -92,6 +92,15 @@ def test_a_short_write_without_errno_is_told_apart_by_the_free_space(
     assert str(write_error(target, short)) == f"{target}: could not write: 13558 requested and 0 written"
 
 
+def test_a_file_where_a_folder_must_be_is_named(tmp_path: Path) -> None:
+    """mkdir under a file says "File exists" (or "Not a directory"): the line names the file in the way instead."""
+    blocker = tmp_path / "clip.mp4"
+    blocker.write_bytes(b"video")
+    with pytest.raises(DSRIRError, match=r"could not write: .*clip\.mp4 is a file, not a folder$"):
+        write_text_atomic(blocker / "results" / "e.json", "{}")
+    assert blocker.read_bytes() == b"video"
+
+
 def test_write_bytes_atomic_counts_every_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "out.bin"
     write_bytes_atomic(target, np.arange(10, dtype=np.uint8))
