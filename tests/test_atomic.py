@@ -25,8 +25,7 @@ from dsrir.atomic import (
 )
 from dsrir.errors import DSRIRError, error_line
 from dsrir.paths import InputSet, refuse_overwriting_inputs
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:

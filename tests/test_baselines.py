@@ -21,8 +21,9 @@ from dsrir.errors import DSRIRError
 from dsrir.metrics import psnr
 from dsrir.model import DSRIR, PRESETS
 from tests.conftest import natural_like_image
+from tests.paths import REPO
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+SCRIPT = REPO / "benchmarks" / "quality.py"
 
 
 def far_haze(clean: np.ndarray) -> np.ndarray:

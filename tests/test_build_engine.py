@@ -35,8 +35,8 @@ from export.engine.precision import decide_precision
 from export.engine.shapes import make_profile, parse_shape
 from export.engine.torch_trt import check_options, torch_profile
 from export.engine.trtexec import trtexec_command
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 V86, V103, V111 = (8, 6, 1), (10, 3, 0, 30), (11, 1, 0)
 ORIN = GpuInfo("Orin", (8, 7))
 XAVIER = GpuInfo("Xavier", (7, 2))
@@ -613,7 +613,7 @@ def test_dry_run_as_a_module(work: Path) -> None:
         [sys.executable, "-m", "export.build_engine", "--precision", "int8", "--dry-run", "--onnx", "int8.onnx"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -30,10 +30,11 @@ from dsrir.data.transforms import augment_image, augment_pair, random_crop_pair,
 from dsrir.errors import DSRIRError
 from dsrir.imageio import list_images, read_image, write_image
 from tests.conftest import natural_like_image
+from tests.paths import FIXTURES
 
 V3_SET = parse_degradations(["v3"])
 
-OFFICIAL_ROWS = Path(__file__).parent / "fixtures" / "data_official_rows.csv"  # copied from the official CSVs
+OFFICIAL_ROWS = FIXTURES / "data_official_rows.csv"  # copied from the official CSVs
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

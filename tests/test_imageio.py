@@ -11,9 +11,8 @@ import pytest
 
 from dsrir.imageio import read_image, read_image_raw
 from dsrir.restore import main as restore_main
+from tests.paths import SHIPPED_CHECKPOINT
 
-REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"
 ROTATE_90_CW = 6  # EXIF Orientation: the stored image must be turned 90 degrees clockwise to stand upright
 
 
@@ -47,7 +46,7 @@ def test_restore_writes_a_sideways_photo_upright(tmp_path: Path) -> None:
     photo.parent.mkdir()
     jpeg_with_orientation(photo, stored_pixels(), ROTATE_90_CW)
     out = tmp_path / "out"
-    assert restore_main([str(photo), "-o", str(out), "--checkpoint", str(CHECKPOINT), "--device", "cpu"]) == 0
+    assert restore_main([str(photo), "-o", str(out), "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 0
     restored = read_image_raw(out / "sideways.jpg")
     assert restored.shape == (16, 8, 3)
     assert restored[:8].mean() > restored[8:].mean() + 100

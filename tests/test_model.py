@@ -13,8 +13,9 @@ from dsrir.checkpoint import load_model, official_checkpoint, read_weights, save
 from dsrir.errors import DSRIRError
 from dsrir.model import DSRIR, PRESETS, DSRIRConfig, Restorer, get_preset
 from dsrir.ops.patch_attention import PatchAttention
+from tests.paths import FIXTURES
 
-REFERENCE = Path(__file__).parent / "fixtures" / "dsrir_state_dict.tsv"
+REFERENCE = FIXTURES / "dsrir_state_dict.tsv"
 
 
 def reference_shapes() -> list[tuple[str, tuple[int, ...]]]:

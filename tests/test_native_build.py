@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
+
 SKIP_RETURN_CODE = 77
 
 pytestmark = pytest.mark.skipif(
@@ -59,7 +60,7 @@ def test_kernels_build_warning_free_and_test_program_runs(tmp_path: Path) -> Non
     # 87 (Jetson Orin) is a deployment target. With a GPU, build for it so the program can run there.
     arch = "native" if gpu else "87-real"
     options = [f"-DCMAKE_CUDA_ARCHITECTURES={arch}", "-DCMAKE_BUILD_TYPE=Release"]
-    configure = _run(["cmake", "-S", str(ROOT), "-B", str(build), *options], timeout=180)
+    configure = _run(["cmake", "-S", str(REPO), "-B", str(build), *options], timeout=180)
     assert configure.returncode == 0, f"cmake configure failed: {_tail(configure)}"
     configure_out = configure.stdout + configure.stderr
     if not _trt_installed():

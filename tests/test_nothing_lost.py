@@ -21,10 +21,7 @@ from dsrir.data import make_csv
 from dsrir.errors import DSRIRError
 from dsrir.restore import main as restore_main
 from runtime.video import main as video_main
-
-REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"  # the shipped edge weights: small and fast
-ONNX_MODEL = REPO / "weights" / "dsrir-xs-p50_all_in_one.onnx"
+from tests.paths import REPO, SHIPPED_CHECKPOINT, SHIPPED_ONNX
 
 
 def _noise(height: int, width: int, seed: int) -> np.ndarray:
@@ -61,7 +58,7 @@ def _error_line(err: str) -> str:
 
 
 def _video(argv: list[str]) -> int:
-    return video_main([*argv, "--model", str(ONNX_MODEL), "--no-progress"])
+    return video_main([*argv, "--model", str(SHIPPED_ONNX), "--no-progress"])
 
 
 # --- outputs never overwrite inputs ------------------------------------------------------------------------------
@@ -105,7 +102,7 @@ def test_restore_refuses_to_write_over_its_inputs(tmp_path: Path, capsys: pytest
         [str(photos / "a.png"), "-o", str(photos)],  # a file in the output folder, same name
         [str(photos), "-o", str(photos / "restored")],  # inside an input folder
     ):
-        assert restore_main([*argv, "--checkpoint", str(CHECKPOINT), "--device", "cpu"]) == 2, argv
+        assert restore_main([*argv, "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 2, argv
         line = _error_line(capsys.readouterr().err)
         assert str(photos) in line and "input" in line, line
         assert _contents(photos) == original and not (photos / "restored").exists()
@@ -169,7 +166,8 @@ def test_negative_or_too_large_tile_overlap_is_refused(tmp_path: Path, capsys: p
     _images(photos, {"big.png": (150, 140)})
     out = tmp_path / "out"
     for overlap in ("-40", "64"):
-        argv = [str(photos), "-o", str(out), "--checkpoint", str(CHECKPOINT), "--tile", "64", "--tile-overlap", overlap]
+        argv = [str(photos), "-o", str(out), "--checkpoint", str(SHIPPED_CHECKPOINT), "--tile", "64"]
+        argv += ["--tile-overlap", overlap]
         assert restore_main([*argv, "--device", "cpu"]) == 2
         line = _error_line(capsys.readouterr().err)
         assert f"--tile-overlap {overlap}" in line and "0 <=" in line
@@ -273,7 +271,7 @@ def test_full_disk_restore_is_one_line_naming_the_file(
     cv2.imwrite(str(out / "p2.png"), _noise(8, 8, 99))  # from an earlier run
     before = (out / "p2.png").read_bytes()
     _fill(small_disk, leave=12 * 1024)
-    assert restore_main([str(photos), "-o", str(out), "--checkpoint", str(CHECKPOINT), "--device", "cpu"]) == 2
+    assert restore_main([str(photos), "-o", str(out), "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 2
     line = _error_line(capsys.readouterr().err)
     assert str(out) in line and "No space left on device" in line, line
     assert (out / "p2.png").read_bytes() == before
@@ -356,7 +354,7 @@ def test_full_disk_export_onnx_is_one_line_and_keeps_the_earlier_file(
 
     output = small_disk / "model.onnx"
     output.write_bytes(b"an earlier export")
-    code = export_main(["--checkpoint", str(CHECKPOINT), "--output", str(output), "--check-size", "none"])
+    code = export_main(["--checkpoint", str(SHIPPED_CHECKPOINT), "--output", str(output), "--check-size", "none"])
     assert code != 0
     line = _one_error_line(capsys.readouterr().err)
     assert str(output) in line and "No space left on device" in line, line

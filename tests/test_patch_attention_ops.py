@@ -15,7 +15,6 @@ import copy
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,10 +24,10 @@ from torch import nn
 from dsrir.ops import patch_attention_cuda
 from dsrir.ops.patch_attention import PatchAttention, patch_attention
 from dsrir.ops.patch_attention_numpy import patch_attention_numpy
+from tests.paths import REPO
 
 GRIDS = [(8, 8), (4, 4), (2, 2), (1, 1)]
 CHANNELS = [32, 48, 64, 80, 96]
-REPO = Path(__file__).resolve().parents[1]
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNEL_DIR = ROOT / "plugins" / "patchAttention"
+from tests.paths import REPO
+
+KERNEL_DIR = REPO / "plugins" / "patchAttention"
 HEADER = KERNEL_DIR / "patchAttentionShapeMath.h"
-PROGRAM = ROOT / "plugins" / "tests" / "testPatchAttentionShapeMath.cpp"
+PROGRAM = REPO / "plugins" / "tests" / "testPatchAttentionShapeMath.cpp"
 
 
 def _cxx() -> str | None:

@@ -31,6 +31,7 @@ from runtime.sources import (
 )
 from runtime.uri import INPUT_FORMS, OUTPUT_FORMS, input_paths, output_paths
 from tests.conftest import read_video
+from tests.paths import REPO
 
 
 def _frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -258,7 +259,7 @@ def test_demo_clip_exists_small_and_opens() -> None:
 
 def test_runtime_never_imports_torch() -> None:
     code = "import sys, runtime.sources, runtime.sinks, runtime.uri; sys.exit('torch' in sys.modules)"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 # --- sinks -----------------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from onnx import TensorProto, helper
 
 from dsrir.graph.metadata import ExportMetadata, write_metadata
 from dsrir.graph.ops import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 NO_TORCH = "import sys; sys.modules['torch'] = None; "
 
 

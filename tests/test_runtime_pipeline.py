@@ -30,8 +30,8 @@ from runtime.pipeline import Pipeline
 from runtime.stats import RunStats
 from runtime.video import main
 from tests.conftest import briefly_trained_denoiser, natural_like_image, read_video
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 FRAMES, HEIGHT, WIDTH, SIGMA = 12, 64, 96, 25
 STATS_KEYS = {"frames_in", "frames_out", "dropped", "skipped", "reconnects", "fps", "latency_ms", "backend"}
 

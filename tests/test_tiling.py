@@ -19,10 +19,7 @@ from runtime.fit import Profile
 from runtime.frames import FrameRunner
 from runtime.video import main as video_main
 from tests.conftest import natural_like_image
-
-REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"  # the shipped weights, and the same as ONNX:
-ONNX_MODEL = REPO / "weights" / "dsrir-xs-p50_all_in_one.onnx"  # the restorer runs one, the runtime the other
+from tests.paths import SHIPPED_CHECKPOINT, SHIPPED_ONNX
 
 
 def test_tile_starts_cover_the_length_with_equal_windows() -> None:
@@ -63,9 +60,9 @@ def test_blending_reproduces_an_image_all_tiles_agree_on() -> None:
 def test_offline_and_live_tiles_give_the_same_pixels() -> None:
     rgb = natural_like_image(60, 84, seed=5)  # neither side a multiple of 8: tiles at the edges are padded
     tile, overlap = 48, 12  # the runtime's overlap for 48-pixel tiles: a quarter of the tile
-    model, _ = load_model(CHECKPOINT, "cpu")
+    model, _ = load_model(SHIPPED_CHECKPOINT, "cpu")
     offline = Restorer(model, tile=tile, tile_overlap=overlap)(rgb)
-    backend = open_backend(ONNX_MODEL, "onnxruntime")
+    backend = open_backend(SHIPPED_ONNX, "onnxruntime")
     backend.profile = Profile(max_hw=(tile, tile))  # an engine that takes at most 48 x 48: --fit tile
     live = cv2.cvtColor(FrameRunner(backend, "tile").run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)), cv2.COLOR_BGR2RGB)
     difference = np.abs(offline.astype(int) - live.astype(int))
@@ -82,9 +79,9 @@ def test_dsrir_restore_and_runtime_video_tile_one_photo_alike(tmp_path: Path) ->
     budget = FIXED_BYTES + FRAME_BYTES_PER_PIXEL * 60 * 84 + per_pixel * 50 * 50
     assert tile_for_budget(budget, (60, 84), per_pixel, 8) == (48, 48)  # 6 tiles
     offline, live = tmp_path / "offline", tmp_path / "live"
-    argv = [str(photos), "-o", str(offline), "--checkpoint", str(CHECKPOINT), "--device", "cpu"]
+    argv = [str(photos), "-o", str(offline), "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]
     assert restore_main([*argv, "--max-memory", str(budget)]) == 0
-    argv = ["--input", str(photos), "--output", f"{live}/", "--model", str(ONNX_MODEL), "--fit", "tile"]
+    argv = ["--input", str(photos), "--output", f"{live}/", "--model", str(SHIPPED_ONNX), "--fit", "tile"]
     assert video_main([*argv, "--max-memory", str(budget), "--no-progress"]) == 0
     assert np.array_equal(cv2.imread(str(offline / "photo.png")), cv2.imread(str(live / "photo.png")))
 

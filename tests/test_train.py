@@ -20,14 +20,13 @@ from dsrir.evaluate import average, evaluate_sets
 from dsrir.imageio import list_images
 from dsrir.model import DSRIR, PRESETS
 from dsrir.model.restorer import Restorer
+from tests.paths import REPO, SHIPPED_CHECKPOINT
 from train.cli import build_parser, config_from_args, main
 from train.data import build_data
 from train.distributed import DistContext
 from train.sampler import EpochSampler
 from train.schedule import lr_factor, progressive_stage
 from train.trainer import Trainer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_args(clean_dir: Path, save_dir: Path, session: str, **overrides: object) -> list[str]:
@@ -372,7 +371,7 @@ def test_init_fine_tunes_the_shipped_edge_weights_with_l1_and_guards_existing_ru
 ) -> None:
     """--init starts a new run from a weights file (here the shipped pruned network: a custom architecture) with
     a fresh schedule; a tiny learning rate leaves the weights where they started, so the start is checked exactly."""
-    shipped = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"
+    shipped = SHIPPED_CHECKPOINT
     args = tiny_args(clean_dir, tmp_path, "ft", learning_rate=1e-12, min_lr=1e-13, loss="l1")
     assert main([*args, "--init", str(shipped)]) == 0
     assert "starting from the weights in" in capsys.readouterr().out

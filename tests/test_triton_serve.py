@@ -24,12 +24,11 @@ import pytest
 from dsrir.errors import DSRIRError
 from runtime.video import main as video_main
 from tests.conftest import read_video
+from tests.paths import REPO, SHIPPED_ONNX
 from tests.test_triton_export import tiny_graph
 
 pytest.importorskip("tritonclient.grpc", reason="the triton:// backend needs tritonclient[grpc]")
 
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "weights" / "dsrir-xs-p50_all_in_one.onnx"
 START_TIMEOUT_S = 120
 FRAMES_BEFORE_KILL = 3000  # far more than a second's worth: the server dies mid-stream
 
@@ -182,7 +181,7 @@ def test_backend_reads_io_from_the_server_and_refuses_what_is_not_there(tiny_ser
 
 def test_demo_clip_through_triton_equals_local_onnx_runtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The shipped weights served by runtime.serve and run locally: the same restored frames (3 demo frames)."""
-    server = Server(SHIPPED, tmp_path / "serve.log")
+    server = Server(SHIPPED_ONNX, tmp_path / "serve.log")
     try:
         from runtime.backends.onnxruntime_backend import OrtBackend
         from runtime.backends.triton_backend import TritonBackend
@@ -190,7 +189,7 @@ def test_demo_clip_through_triton_equals_local_onnx_runtime(tmp_path: Path, caps
         capture = cv2.VideoCapture(str(REPO / "runtime" / "assets" / "demo.mp4"))
         frames = [capture.read()[1] for _ in range(3)]
         capture.release()
-        remote, local = TritonBackend(server.uri), OrtBackend(SHIPPED, threads=2)
+        remote, local = TritonBackend(server.uri), OrtBackend(SHIPPED_ONNX, threads=2)
         for frame in frames:
             batch = (cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255).transpose(2, 0, 1)[None]
             np.testing.assert_allclose(remote.infer(batch), local.infer(batch), atol=1e-5)

@@ -24,8 +24,8 @@ from export.engine.builder import preview_features
 from runtime.backends.trt_buffers import profile_candidates
 from runtime.video import main
 from tests.conftest import natural_like_image, read_video
+from tests.paths import TRT_FAKES
 
-FAKES = Path(__file__).parent / "trt_fakes"
 MAX_HW = (64, 64)
 
 
@@ -36,12 +36,12 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Modu
     saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] in ours}
     for name in saved:
         del sys.modules[name]
-    monkeypatch.syspath_prepend(str(FAKES))
+    monkeypatch.syspath_prepend(str(TRT_FAKES))
     monkeypatch.setattr(trt_plugin, "_loaded", {})
     import pycuda.driver as driver
     import tensorrt
 
-    assert Path(tensorrt.__file__).is_relative_to(FAKES)
+    assert Path(tensorrt.__file__).is_relative_to(TRT_FAKES)
     yield tensorrt, driver
     for name in [name for name in sys.modules if name.split(".")[0] in ours]:
         del sys.modules[name]
