@@ -307,7 +307,7 @@ def test_a_train_run_with_nothing_left_to_train_is_an_error(
 ) -> None:
     """Resuming a finished run into a new session trained nothing and printed a model_latest.pth that did not exist
     (exit 0)."""
-    from tests.test_train import tiny_args
+    from tests.train.test_train import tiny_args
     from train.cli import main as train_main
 
     assert train_main(tiny_args(clean_dir, tmp_path, "done")) == 0

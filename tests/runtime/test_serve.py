@@ -24,8 +24,8 @@ import pytest
 from dsrir.errors import DSRIRError
 from runtime.video import main as video_main
 from tests.conftest import read_video
+from tests.export.test_triton import tiny_graph
 from tests.paths import REPO, SHIPPED_ONNX
-from tests.test_triton_export import tiny_graph
 
 pytest.importorskip("tritonclient.grpc", reason="the triton:// backend needs tritonclient[grpc]")
 
