@@ -225,6 +225,29 @@ def _fill(folder: Path, leave: int) -> None:
     (folder / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
 
 
+def _photos_and_an_earlier_output_on_a_full_disk(
+    small_disk: Path, photos: Path, prefix: str, count: int
+) -> tuple[Path, Path, bytes]:
+    """``count`` 64x96 PNG photos ``{prefix}{i}.png`` in ``photos``; an output folder on the small disk holding an
+    earlier run's image under the last photo's name; then the disk filled. Returns the folder, that image, its bytes."""
+    _images(photos, {f"{prefix}{i}.png": (64, 96) for i in range(count)})
+    out = small_disk / "out"
+    out.mkdir()
+    earlier = out / f"{prefix}{count - 1}.png"
+    cv2.imwrite(str(earlier), _noise(8, 8, 99))  # from an earlier run
+    before = earlier.read_bytes()
+    _fill(small_disk, leave=12 * 1024)
+    return out, earlier, before
+
+
+def _refused_for_the_full_disk(err: str, out: Path, earlier: Path, before: bytes) -> None:
+    """One error line naming the output folder and the full disk; the earlier image intact; no temporary left."""
+    line = _error_line(err)
+    assert str(out) in line and "No space left on device" in line, line
+    assert earlier.read_bytes() == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
 def test_full_disk_video_output_is_an_error_and_publishes_nothing(
     small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -246,17 +269,9 @@ def test_full_disk_image_output_is_an_error_naming_the_file(
     small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frames = tmp_path / "frames"
-    _images(frames, {f"f{i}.png": (64, 96) for i in range(6)})
-    out = small_disk / "out"
-    out.mkdir()
-    cv2.imwrite(str(out / "f5.png"), _noise(8, 8, 99))  # from an earlier run
-    before = (out / "f5.png").read_bytes()
-    _fill(small_disk, leave=12 * 1024)
+    out, earlier, before = _photos_and_an_earlier_output_on_a_full_disk(small_disk, frames, "f", 6)
     assert _video(["--input", str(frames), "--output", f"{out}/"]) != 0
-    line = _error_line(capsys.readouterr().err)
-    assert str(out) in line and "No space left on device" in line, line
-    assert (out / "f5.png").read_bytes() == before
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    _refused_for_the_full_disk(capsys.readouterr().err, out, earlier, before)
     for path in out.iterdir():  # whatever was published is complete
         assert cv2.imread(str(path)) is not None, path.name
 
@@ -265,17 +280,9 @@ def test_full_disk_restore_is_one_line_naming_the_file(
     small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     photos = tmp_path / "photos"
-    _images(photos, {f"p{i}.png": (64, 96) for i in range(3)})
-    out = small_disk / "out"
-    out.mkdir()
-    cv2.imwrite(str(out / "p2.png"), _noise(8, 8, 99))  # from an earlier run
-    before = (out / "p2.png").read_bytes()
-    _fill(small_disk, leave=12 * 1024)
+    out, earlier, before = _photos_and_an_earlier_output_on_a_full_disk(small_disk, photos, "p", 3)
     assert restore_main([str(photos), "-o", str(out), "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 2
-    line = _error_line(capsys.readouterr().err)
-    assert str(out) in line and "No space left on device" in line, line
-    assert (out / "p2.png").read_bytes() == before
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    _refused_for_the_full_disk(capsys.readouterr().err, out, earlier, before)
 
 
 def test_export_onnx_refuses_to_overwrite_its_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

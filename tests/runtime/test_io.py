@@ -7,7 +7,9 @@ import logging
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -52,6 +54,20 @@ def _write_lossless(path: Path, frames: list[np.ndarray], fps: float = 12.0) -> 
 # --- parsing ---------------------------------------------------------------------------------------------------
 
 
+def _parses_as(parse: Callable[[Any], object], spec: Callable[[str, str], object], cases: dict[Any, Any]) -> None:
+    """Every text in ``cases`` parses to ``spec(kind, location)`` of its ``(kind, location)``."""
+    for text, (kind, location) in cases.items():
+        assert parse(text) == spec(kind, location), text
+
+
+def _refused_with_the_listing(parse: Callable[[str], object], flag: str, bad: str, forms: str) -> None:
+    """``parse(bad)`` refuses in one line that starts with the flag and the value and lists the accepted forms."""
+    with pytest.raises(DSRIRError) as info:
+        parse(bad)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{flag} {bad!r}") and forms in message
+
+
 def test_parse_input_accepts_every_documented_form(tmp_path: Path) -> None:
     clip = tmp_path / "a.mp4"
     clip.write_bytes(b"x")
@@ -74,18 +90,14 @@ def test_parse_input_accepts_every_documented_form(tmp_path: Path) -> None:
         "gst:videotestsrc ! appsink": ("gst", "videotestsrc ! appsink"),
         "demo": ("demo", str(demo_clip_path())),
     }
-    for text, (kind, location) in cases.items():
-        assert parse_input(text) == SourceSpec(kind, location), text
+    _parses_as(parse_input, SourceSpec, cases)
     assert parse_input("cam0").live and parse_input("csi://0").live and parse_input("gst:x").live
     assert not parse_input("demo").live and not parse_input(str(clip)).live
 
 
 @pytest.mark.parametrize("bad", ["", "webcam", "ftp://x/y", "v4l2://video0", "gst:", "csi://a", "nowhere/clip.mp4"])
 def test_parse_input_rejects_with_the_listing(bad: str) -> None:
-    with pytest.raises(DSRIRError) as info:
-        parse_input(bad)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(f"--input {bad!r}") and INPUT_FORMS in message
+    _refused_with_the_listing(parse_input, "--input", bad, INPUT_FORMS)
 
 
 def test_parse_input_says_a_missing_path_does_not_exist(tmp_path: Path) -> None:
@@ -111,16 +123,12 @@ def test_parse_output_accepts_every_documented_form() -> None:
         "out/f_%06d.png": ("images", "out/f_%06d.png"),
         "out/%d.jpg": ("images", "out/%d.jpg"),
     }
-    for text, (kind, location) in cases.items():
-        assert parse_output(text) == sinks.SinkSpec(kind, location), text
+    _parses_as(parse_output, sinks.SinkSpec, cases)
 
 
 @pytest.mark.parametrize("bad", ["out.mov", "out/%s.png", "out/%06d", "ftp://x", "gst:", "x.png"])
 def test_parse_output_rejects_with_the_listing(bad: str) -> None:
-    with pytest.raises(DSRIRError) as info:
-        parse_output(bad)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(f"--output {bad!r}") and OUTPUT_FORMS in message
+    _refused_with_the_listing(parse_output, "--output", bad, OUTPUT_FORMS)
 
 
 # --- sources ---------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from runtime.multistream import MultiPipeline, StreamSetup, backend_max_batch
 from runtime.stats import MultiStats
 from runtime.video import main, plan_outputs
 from tests.conftest import read_video
+from tests.runtime.fakes import FakeSource
 
 METADATA = ExportMetadata("dsrir-xs", "all_in_one", "decomposed", "fp32", "float", 8, "0-1", "0.1.0")
 
@@ -75,36 +76,6 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 # -- fakes -----------------------------------------------------------------------------------------------------
-class FakeSource:
-    """Frames from a list; ``fail_at`` raises on that read, ``gate`` blocks every read until it is set."""
-
-    def __init__(
-        self,
-        frames: list[np.ndarray],
-        live: bool = False,
-        period_s: float = 0.0,
-        fail_at: int | None = None,
-        gate: threading.Event | None = None,
-    ) -> None:
-        self.frames, self.live, self.period_s, self.fail_at, self.gate = frames, live, period_s, fail_at, gate
-        self.index, self.fps, self.description = 0, 30.0, "fake"
-        self.frame_count = None if live else len(frames)
-
-    def read(self) -> np.ndarray | None:
-        if self.gate is not None:
-            self.gate.wait()
-        if self.fail_at is not None and self.index == self.fail_at:
-            raise RuntimeError("camera unplugged")
-        if self.index >= len(self.frames):
-            return None
-        time.sleep(self.period_s)
-        self.index += 1
-        return self.frames[self.index - 1]
-
-    def close(self) -> None:
-        pass
-
-
 class ListSink:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.frames: list[np.ndarray] = []

@@ -31,6 +31,7 @@ from runtime.stats import RunStats
 from runtime.video import main
 from tests.conftest import briefly_trained_denoiser, natural_like_image, read_video
 from tests.paths import REPO
+from tests.runtime.fakes import FakeSource
 
 FRAMES, HEIGHT, WIDTH, SIGMA = 12, 64, 96, 25
 STATS_KEYS = {"frames_in", "frames_out", "dropped", "skipped", "reconnects", "fps", "latency_ms", "backend"}
@@ -76,22 +77,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarra
 
 
 # -- fakes following the runtime.sources / runtime.sinks interface --------------------------------------------
-class FakeSource:
-    def __init__(self, frames: list[np.ndarray], live: bool, period_s: float = 0.0) -> None:
-        self.frames, self.live, self.period_s, self.index = frames, live, period_s, 0
-        self.fps, self.frame_count, self.description = 30.0, None if live else len(frames), "fake"
-
-    def read(self) -> np.ndarray | None:
-        if self.index >= len(self.frames):
-            return None
-        time.sleep(self.period_s)
-        self.index += 1
-        return self.frames[self.index - 1]
-
-    def close(self) -> None:
-        pass
-
-
 class ListSink:
     def __init__(self) -> None:
         self.frames: list[np.ndarray] = []
