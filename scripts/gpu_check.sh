@@ -4,7 +4,7 @@
 #   bash scripts/gpu_check.sh            # from the repository root; no install, no internet needed
 #
 # Steps: GPU line; CMake configure + build (sm_90) in /tmp; ctest; the kernel test binary; the
-# PyTorch extension build; pytest tests/test_patch_attention_ops.py (GPU tests run, ONNX Runtime
+# PyTorch extension build; pytest tests/dsrir/ops/test_patch_attention_ops.py (GPU tests run, ONNX Runtime
 # tests skip if onnxruntime is missing); benchmarks/patch_attention.py. A failing step does not
 # stop the others; each has a time cap inside an overall budget of about 5.5 minutes, and the
 # script ends with one summary line per step and exits non-zero if any step failed.
@@ -86,8 +86,8 @@ PYTEST_ARGS=(-q -p no:cacheprovider -rs)
 if ! "$PY" -c "import cv2" 2>/dev/null; then
     PYTEST_ARGS+=(--noconftest) # tests/conftest.py needs OpenCV; these tests do not use it
 fi
-run_step "pytest tests/test_patch_attention_ops.py" 240 "$BENCH_RESERVE_S" \
-    "$PY" -m pytest "${PYTEST_ARGS[@]}" tests/test_patch_attention_ops.py
+run_step "pytest tests/dsrir/ops/test_patch_attention_ops.py" 240 "$BENCH_RESERVE_S" \
+    "$PY" -m pytest "${PYTEST_ARGS[@]}" tests/dsrir/ops/test_patch_attention_ops.py
 
 run_step "benchmark" 120 0 "$PY" benchmarks/patch_attention.py --output "$OUT_DIR/patch_attention_benchmark.json"
 

@@ -52,6 +52,14 @@ def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder with relative paths (exact command strings), caches under it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path
+
+
 def briefly_trained_denoiser(steps: int = 40, sigma: float = 25.0) -> torch.nn.Module:
     """dsrir-xs after ``steps`` Adam steps on 40x40 noisy crops of natural-like images: enough to gain several dB
     over sigma-25 noise, so comparisons of restored outputs (FP16 vs FP32, video PSNR) measure something."""

@@ -12,22 +12,22 @@ import importlib.util
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
+
 LINT = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True, no_logo=True))"
 
 
 def test_import_contracts_are_kept() -> None:
     pytest.importorskip("importlinter", reason="import-linter is in the test extra: pip install -e '.[test]'")
-    result = subprocess.run([sys.executable, "-c", LINT], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", LINT], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_readme_commands_name_runnable_modules() -> None:
-    modules = sorted(set(re.findall(r"python -m ([\w.]+)", (ROOT / "README.md").read_text(encoding="utf-8"))))
+    modules = sorted(set(re.findall(r"python -m ([\w.]+)", (REPO / "README.md").read_text(encoding="utf-8"))))
     assert "export.onnx" in modules and "export.build_engine" in modules
     for name in modules:
         spec = importlib.util.find_spec(name)
@@ -39,6 +39,6 @@ def test_readme_commands_name_runnable_modules() -> None:
 def test_export_onnx_runs_as_a_package() -> None:
     """``export.onnx`` became a package; ``python -m export.onnx`` is still the exporter's CLI."""
     result = subprocess.run(
-        [sys.executable, "-m", "export.onnx", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "export.onnx", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and result.stdout.startswith("usage: python -m export.onnx"), result.stderr

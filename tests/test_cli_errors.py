@@ -19,10 +19,8 @@ from calibration.ranges import Ranges
 from dsrir.cli import EXTRAS, command, non_negative_int, positive_float, positive_int
 from dsrir.errors import DSRIRError
 from dsrir.onnx_file import load_onnx
+from tests.paths import REPO, SHIPPED_CHECKPOINT, SHIPPED_ONNX
 
-REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"
-ONNX_MODEL = CHECKPOINT.with_suffix(".onnx")
 # The lean runtime install: neither PyTorch nor scikit-image (the train extra) can be imported.
 LEAN = "import runpy, sys; sys.modules['torch'] = sys.modules['skimage'] = None; "
 
@@ -141,8 +139,8 @@ def test_numeric_flag_types_refuse_zero_negative_and_nan(capsys: pytest.CaptureF
 def test_restore_and_evaluate_on_the_lean_install_say_what_to_install(tmp_path: Path) -> None:
     """``python -m dsrir.restore`` without PyTorch: the pip command, not ``ModuleNotFoundError: torch``."""
     for module, args in (
-        ("dsrir.restore", [str(tmp_path), "-o", str(tmp_path / "out"), "--checkpoint", str(CHECKPOINT)]),
-        ("dsrir.evaluate", ["--checkpoint", str(CHECKPOINT), "--synthetic", str(tmp_path)]),
+        ("dsrir.restore", [str(tmp_path), "-o", str(tmp_path / "out"), "--checkpoint", str(SHIPPED_CHECKPOINT)]),
+        ("dsrir.evaluate", ["--checkpoint", str(SHIPPED_CHECKPOINT), "--synthetic", str(tmp_path)]),
     ):
         code = LEAN + f"sys.argv[1:] = {args!r}; runpy.run_module({module!r}, run_name='__main__')"
         result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -188,7 +186,7 @@ def test_a_truncated_onnx_is_one_line_naming_the_file(tmp_path: Path, capsys: py
     """A cut-off download: protobuf's DecodeError said neither which file nor what was wrong with it."""
     from runtime.video import main as video_main
 
-    data = ONNX_MODEL.read_bytes()
+    data = SHIPPED_ONNX.read_bytes()
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(data[: len(data) // 3])
     assert video_main(["--model", str(cut), "--input", "demo", "--no-output", "--no-progress"]) == 2
@@ -208,7 +206,7 @@ def test_qat_given_a_calibration_manifest_for_ranges_says_which_file_it_wants(
     manifest = tmp_path / "manifest.json"
     for fmt in (1, 2):  # format 1: manifests of earlier calibration runs
         manifest.write_text(json.dumps({"format": fmt, "kind": "synthetic", "size": [32, 32], "frames": []}))
-        argv = ["--checkpoint", str(CHECKPOINT), "--ranges", str(manifest), "--onnx", str(ONNX_MODEL)]
+        argv = ["--checkpoint", str(SHIPPED_CHECKPOINT), "--ranges", str(manifest), "--onnx", str(SHIPPED_ONNX)]
         assert qat_main([*argv, "--synthetic", str(tmp_path), "--device", "cpu"]) == 2
         line = _one_error_line(capsys.readouterr().err)
         assert f"--ranges {manifest}: a calibration manifest, not a ranges file" in line and "ranges.json" in line
@@ -231,7 +229,7 @@ def _last_error_line(err: str) -> str:
 def _video(argv: list[str]) -> int:
     from runtime.video import main as video_main
 
-    return video_main([*argv, "--model", str(ONNX_MODEL), "--no-progress"])
+    return video_main([*argv, "--model", str(SHIPPED_ONNX), "--no-progress"])
 
 
 def _clip(path: Path, frames: int) -> Path:
@@ -309,7 +307,7 @@ def test_a_train_run_with_nothing_left_to_train_is_an_error(
 ) -> None:
     """Resuming a finished run into a new session trained nothing and printed a model_latest.pth that did not exist
     (exit 0)."""
-    from tests.test_train import tiny_args
+    from tests.train.test_train import tiny_args
     from train.cli import main as train_main
 
     assert train_main(tiny_args(clean_dir, tmp_path, "done")) == 0
@@ -344,7 +342,7 @@ def test_an_os_error_in_a_command_is_one_line_with_the_path(tmp_path: Path, caps
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert triton_main(["--model", str(ONNX_MODEL), "--output-dir", str(blocker / "repo")]) == 2
+    assert triton_main(["--model", str(SHIPPED_ONNX), "--output-dir", str(blocker / "repo")]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {blocker}") and ("exists" in line or "Not a directory" in line), line
 

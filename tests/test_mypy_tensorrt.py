@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
+
 CHECKED = [
     "export/build_engine.py",
     "dsrir/trt/engine.py",
@@ -148,7 +149,7 @@ def mypy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str]:
     )
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-error-summary", *CHECKED, str(canary)],
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,

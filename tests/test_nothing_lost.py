@@ -21,10 +21,7 @@ from dsrir.data import make_csv
 from dsrir.errors import DSRIRError
 from dsrir.restore import main as restore_main
 from runtime.video import main as video_main
-
-REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"  # the shipped edge weights: small and fast
-ONNX_MODEL = REPO / "weights" / "dsrir-xs-p50_all_in_one.onnx"
+from tests.paths import REPO, SHIPPED_CHECKPOINT, SHIPPED_ONNX
 
 
 def _noise(height: int, width: int, seed: int) -> np.ndarray:
@@ -61,7 +58,7 @@ def _error_line(err: str) -> str:
 
 
 def _video(argv: list[str]) -> int:
-    return video_main([*argv, "--model", str(ONNX_MODEL), "--no-progress"])
+    return video_main([*argv, "--model", str(SHIPPED_ONNX), "--no-progress"])
 
 
 # --- outputs never overwrite inputs ------------------------------------------------------------------------------
@@ -105,7 +102,7 @@ def test_restore_refuses_to_write_over_its_inputs(tmp_path: Path, capsys: pytest
         [str(photos / "a.png"), "-o", str(photos)],  # a file in the output folder, same name
         [str(photos), "-o", str(photos / "restored")],  # inside an input folder
     ):
-        assert restore_main([*argv, "--checkpoint", str(CHECKPOINT), "--device", "cpu"]) == 2, argv
+        assert restore_main([*argv, "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 2, argv
         line = _error_line(capsys.readouterr().err)
         assert str(photos) in line and "input" in line, line
         assert _contents(photos) == original and not (photos / "restored").exists()
@@ -169,7 +166,8 @@ def test_negative_or_too_large_tile_overlap_is_refused(tmp_path: Path, capsys: p
     _images(photos, {"big.png": (150, 140)})
     out = tmp_path / "out"
     for overlap in ("-40", "64"):
-        argv = [str(photos), "-o", str(out), "--checkpoint", str(CHECKPOINT), "--tile", "64", "--tile-overlap", overlap]
+        argv = [str(photos), "-o", str(out), "--checkpoint", str(SHIPPED_CHECKPOINT), "--tile", "64"]
+        argv += ["--tile-overlap", overlap]
         assert restore_main([*argv, "--device", "cpu"]) == 2
         line = _error_line(capsys.readouterr().err)
         assert f"--tile-overlap {overlap}" in line and "0 <=" in line
@@ -227,6 +225,29 @@ def _fill(folder: Path, leave: int) -> None:
     (folder / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
 
 
+def _photos_and_an_earlier_output_on_a_full_disk(
+    small_disk: Path, photos: Path, prefix: str, count: int
+) -> tuple[Path, Path, bytes]:
+    """``count`` 64x96 PNG photos ``{prefix}{i}.png`` in ``photos``; an output folder on the small disk holding an
+    earlier run's image under the last photo's name; then the disk filled. Returns the folder, that image, its bytes."""
+    _images(photos, {f"{prefix}{i}.png": (64, 96) for i in range(count)})
+    out = small_disk / "out"
+    out.mkdir()
+    earlier = out / f"{prefix}{count - 1}.png"
+    cv2.imwrite(str(earlier), _noise(8, 8, 99))  # from an earlier run
+    before = earlier.read_bytes()
+    _fill(small_disk, leave=12 * 1024)
+    return out, earlier, before
+
+
+def _refused_for_the_full_disk(err: str, out: Path, earlier: Path, before: bytes) -> None:
+    """One error line naming the output folder and the full disk; the earlier image intact; no temporary left."""
+    line = _error_line(err)
+    assert str(out) in line and "No space left on device" in line, line
+    assert earlier.read_bytes() == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
 def test_full_disk_video_output_is_an_error_and_publishes_nothing(
     small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -248,17 +269,9 @@ def test_full_disk_image_output_is_an_error_naming_the_file(
     small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frames = tmp_path / "frames"
-    _images(frames, {f"f{i}.png": (64, 96) for i in range(6)})
-    out = small_disk / "out"
-    out.mkdir()
-    cv2.imwrite(str(out / "f5.png"), _noise(8, 8, 99))  # from an earlier run
-    before = (out / "f5.png").read_bytes()
-    _fill(small_disk, leave=12 * 1024)
+    out, earlier, before = _photos_and_an_earlier_output_on_a_full_disk(small_disk, frames, "f", 6)
     assert _video(["--input", str(frames), "--output", f"{out}/"]) != 0
-    line = _error_line(capsys.readouterr().err)
-    assert str(out) in line and "No space left on device" in line, line
-    assert (out / "f5.png").read_bytes() == before
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    _refused_for_the_full_disk(capsys.readouterr().err, out, earlier, before)
     for path in out.iterdir():  # whatever was published is complete
         assert cv2.imread(str(path)) is not None, path.name
 
@@ -267,17 +280,9 @@ def test_full_disk_restore_is_one_line_naming_the_file(
     small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     photos = tmp_path / "photos"
-    _images(photos, {f"p{i}.png": (64, 96) for i in range(3)})
-    out = small_disk / "out"
-    out.mkdir()
-    cv2.imwrite(str(out / "p2.png"), _noise(8, 8, 99))  # from an earlier run
-    before = (out / "p2.png").read_bytes()
-    _fill(small_disk, leave=12 * 1024)
-    assert restore_main([str(photos), "-o", str(out), "--checkpoint", str(CHECKPOINT), "--device", "cpu"]) == 2
-    line = _error_line(capsys.readouterr().err)
-    assert str(out) in line and "No space left on device" in line, line
-    assert (out / "p2.png").read_bytes() == before
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    out, earlier, before = _photos_and_an_earlier_output_on_a_full_disk(small_disk, photos, "p", 3)
+    assert restore_main([str(photos), "-o", str(out), "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 2
+    _refused_for_the_full_disk(capsys.readouterr().err, out, earlier, before)
 
 
 def test_export_onnx_refuses_to_overwrite_its_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -356,7 +361,7 @@ def test_full_disk_export_onnx_is_one_line_and_keeps_the_earlier_file(
 
     output = small_disk / "model.onnx"
     output.write_bytes(b"an earlier export")
-    code = export_main(["--checkpoint", str(CHECKPOINT), "--output", str(output), "--check-size", "none"])
+    code = export_main(["--checkpoint", str(SHIPPED_CHECKPOINT), "--output", str(output), "--check-size", "none"])
     assert code != 0
     line = _one_error_line(capsys.readouterr().err)
     assert str(output) in line and "No space left on device" in line, line

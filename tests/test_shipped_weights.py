@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,8 +17,8 @@ import torch
 
 from dsrir.checkpoint import load_model
 from dsrir.graph.metadata import read_metadata
+from tests.paths import WEIGHTS
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 QUICK_START = "dsrir-xs-p50_all_in_one"
 MAX_BYTES = 15 * 1024 * 1024
 SHIPPED = sorted(path.stem for path in WEIGHTS.glob("*.safetensors"))

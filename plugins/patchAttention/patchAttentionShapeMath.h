@@ -1,7 +1,7 @@
 /*
  * Size arithmetic of the patch attention shared by the CUDA kernels (patchAttentionKernel.cu) and the TensorRT
  * plugin (patchAttentionPluginCommon.cpp). Header-only, standard C++ only: no TensorRT and no CUDA types, so that it
- * can be compiled and tested with a plain C++ compiler (tests/test_plugin_shape_math.py).
+ * can be compiled and tested with a plain C++ compiler (tests/plugins/test_plugin_shape_math.py).
  *
  * The workspace depends on N, C and the grid alone, never on H and W: it holds two float arrays of
  * N * C * gridH * gridW values (per-cell sums/means, then attention weights), each rounded up to 256 bytes. A plugin

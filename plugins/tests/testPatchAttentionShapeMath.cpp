@@ -1,7 +1,7 @@
 /*
  * Test of patchAttentionShapeMath.h (cell count, workspace bytes, divisibility), the size arithmetic the TensorRT
  * plugin uses to size its workspace from a profile's kMAX and to reject profiles. Standard C++ only: built and run
- * by tests/test_plugin_shape_math.py with the host C++ compiler (no CUDA, no TensorRT). Exit status 0 when every
+ * by tests/plugins/test_plugin_shape_math.py with the host C++ compiler (no CUDA, no TensorRT). Exit status 0 when every
  * check passes, 1 otherwise.
  */
 #include "patchAttentionShapeMath.h"
