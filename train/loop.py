@@ -48,6 +48,13 @@ class StopOnSignal:
             signal.signal(sig, handler)
 
 
+def mixed_precision(device: torch.device) -> torch.autocast:
+    """bf16 autocast on GPUs that have it (no loss scaling needed), float32 elsewhere (CPUs, GPUs before Ampere).
+    QAT does not use it: its fake quantisers must round in float32 exactly as the INT8 graph does."""
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float32, enabled=bf16)
+
+
 def optimizer_step(
     optimizer: torch.optim.Optimizer, total: torch.Tensor, terms: dict[str, float], fix: str, where: str = ""
 ) -> None:

@@ -27,7 +27,7 @@ from train.config import TrainConfig
 from train.data import build_data, epoch_batches
 from train.distributed import DistContext
 from train.ema import ModelEMA
-from train.loop import StopOnSignal, optimizer_step, run_steps
+from train.loop import StopOnSignal, mixed_precision, optimizer_step, run_steps
 from train.schedule import check_progressive, lr_factor, progressive_stage
 from train.state import load_training_state, restore_rng, save_training_state
 
@@ -81,9 +81,6 @@ class Trainer:
         )
         self.criterion = build_loss(cfg.loss, cfg.vgg19_weights).to(ctx.device)
         self.data = build_data(cfg)
-        # bf16 needs no loss scaling; GPUs without it (before Ampere) train in float32
-        use_bf16 = ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
 
     # ----------------------------------------------------------------------------- resume
     def _resume_state(self) -> dict[str, Any] | None:
@@ -193,9 +190,7 @@ class Trainer:
     def _step(self, batch: dict[str, Any]) -> dict[str, float]:
         target = batch["target"].to(self.ctx.device, non_blocking=True)
         degraded = batch["degraded"].to(self.ctx.device, non_blocking=True)
-        with torch.autocast(
-            self.ctx.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
-        ):
+        with mixed_precision(self.ctx.device):
             restored, variances = self.net(degraded)
         total, terms = self.criterion(restored, variances, target, degraded)
         optimizer_step(self.optimizer, total, terms, "lower --learning-rate", f" at step {self.global_step + 1}")

@@ -21,7 +21,7 @@ from dsrir.evaluate import average, evaluate_sets
 from dsrir.model.arch import DSRIR
 from dsrir.model.restorer import Restorer
 from train.data import TrainData
-from train.loop import StopOnSignal, optimizer_step, run_steps
+from train.loop import StopOnSignal, mixed_precision, optimizer_step, run_steps
 
 MIN_LR = 1e-6
 
@@ -58,13 +58,10 @@ class Distiller:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=max(options.steps, 1), eta_min=min(MIN_LR, options.learning_rate)
         )
-        # bf16 needs no loss scaling; GPUs without it (before Ampere) run float32, as in train.trainer
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.autocast_dtype = torch.bfloat16 if bf16 else None
 
     def loss(self, degraded: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The fine-tuning objective on one batch, with its terms for logging."""
-        with self._autocast():
+        with mixed_precision(self.device):
             with torch.no_grad():
                 taught = self.teacher.restore(degraded)
             restored, variances = self.student(degraded)
@@ -93,10 +90,6 @@ class Distiller:
                 progress=self.options.progress,
             )
         return DistillResult(result.steps, result.stopped, result.last_terms)
-
-    def _autocast(self) -> torch.autocast:
-        dtype = self.autocast_dtype or torch.float32
-        return torch.autocast(self.device.type, dtype=dtype, enabled=self.autocast_dtype is not None)
 
 
 def validation_psnr(model: DSRIR, data: TrainData, device: torch.device, progress: bool) -> float | None:
