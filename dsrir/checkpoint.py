@@ -5,9 +5,9 @@ Official checkpoints are ``{"epoch", "state_dict", "optimizer"}`` (keys may carr
 ``config`` so a checkpoint says which architecture it holds; older files without them are
 matched against the presets by their tensor shapes. When training kept an EMA of the weights (``train.ema``),
 the checkpoint also holds ``state_dict_ema`` and the weights read from it are those (``state_dict`` stays the raw
-weights the optimiser continues on ``--resume``). ``.safetensors`` files keep the preset and
-config in their metadata. A pruned network (``train.prune``) records every convolution's width in its
-config (``conv_channels``), so it loads from the file alone like any other. Every write is atomic.
+weights the optimiser continues on ``--resume``; ``which="raw"`` reads them, to compare the two). ``.safetensors``
+files keep the preset and config in their metadata. A pruned network (``train.prune``) records every convolution's
+width in its config (``conv_channels``), so it loads from the file alone like any other. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -27,6 +27,7 @@ from dsrir.model.arch import DSRIR
 from dsrir.model.config import PRESETS, DSRIRConfig
 
 StateDict = dict[str, torch.Tensor]
+WhichWeights = Literal["ema", "raw"]
 
 
 @dataclass
@@ -59,15 +60,20 @@ def match_preset(state_dict: StateDict) -> str | None:
     return None
 
 
-def read_weights(path: str | os.PathLike[str]) -> LoadedWeights:
-    """Read a ``.pth`` or ``.safetensors`` file and work out its architecture."""
+def read_weights(path: str | os.PathLike[str], which: WhichWeights = "ema") -> LoadedWeights:
+    """Read a ``.pth`` or ``.safetensors`` file and work out its architecture.
+
+    ``which``: a training checkpoint's EMA weights (its raw ones when it kept no EMA) or its raw weights.
+    """
     path = Path(path)
     if not path.is_file():
         raise DSRIRError(f"{path}: checkpoint not found")
     if path.suffix == ".safetensors":
+        if which == "raw":
+            raise DSRIRError(f"{path}: a .safetensors file holds the shipped weights only; raw weights are in .pth")
         state_dict, meta = _read_safetensors(path)
     else:
-        state_dict, meta = _read_pth(path)
+        state_dict, meta = _read_pth(path, which)
     state_dict = strip_module_prefix(state_dict)
     preset = meta.get("preset")
     if meta.get("config"):
@@ -91,9 +97,11 @@ def pick_device(name: str) -> str:
     return name
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[DSRIR, LoadedWeights]:
-    """Build the network the file describes and load its weights strictly."""
-    weights = read_weights(path)
+def load_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", which: WhichWeights = "ema"
+) -> tuple[DSRIR, LoadedWeights]:
+    """Build the network the file describes and load its weights (``which``: see :func:`read_weights`) strictly."""
+    weights = read_weights(path, which)
     model = DSRIR(weights.config)
     try:
         model.load_state_dict(weights.state_dict, strict=True)
@@ -109,15 +117,17 @@ def _preset_or_error(path: Path, preset: str) -> DSRIRConfig:
     return PRESETS[preset]
 
 
-def _read_pth(path: Path) -> tuple[StateDict, dict[str, Any]]:
+def _read_pth(path: Path, which: WhichWeights) -> tuple[StateDict, dict[str, Any]]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DSRIRError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if isinstance(blob, dict) and "state_dict" in blob:
-        meta = {k: v for k, v in blob.items() if k in ("epoch", "preset", "config", "mode", "degradations")}
-        meta["weights"] = "ema" if "state_dict_ema" in blob else "raw"
-        state_dict = blob.get("state_dict_ema", blob["state_dict"])
+        meta = {
+            k: v for k, v in blob.items() if k in ("epoch", "global_step", "preset", "config", "mode", "degradations")
+        }
+        meta["weights"] = "ema" if which == "ema" and "state_dict_ema" in blob else "raw"
+        state_dict = blob["state_dict_ema"] if meta["weights"] == "ema" else blob["state_dict"]
     elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
         meta, state_dict = {}, blob
     else:

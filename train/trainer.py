@@ -1,12 +1,13 @@
 """The paper's training loop: AdamW, warm-up + cosine per epoch, progressive patches,
 validation on a held-out split, atomic checkpoints and exact resume; plus BasicSR's EMA of the weights, which
-validation and the checkpoints' weight files use (``train.ema``)."""
+validation and the checkpoints' weight files use (``train.ema``); validation scores the raw weights beside it."""
 
 from __future__ import annotations
 
 import functools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from dsrir.checkpoint import match_preset, read_weights, strip_module_prefix
 from dsrir.errors import DSRIRError
-from dsrir.evaluate import average, evaluate_sets, format_table
+from dsrir.evaluate import TaskResult, average, evaluate_sets, format_table
 from dsrir.losses import build_loss
 from dsrir.model.arch import DSRIR
 from dsrir.model.config import DSRIRConfig, get_preset
@@ -201,29 +202,30 @@ class Trainer:
         return terms
 
     def _validate(self, epoch: int, numbered: bool = True) -> None:
+        """Score the EMA weights (what the best checkpoint and every weight file use) and, beside them, the raw
+        weights, so that the log shows what the average buys."""
         if not self.ctx.is_main or len(self.data.validation) == 0:
             return
         self.model.eval()
-        scored = self.ema.module if self.ema is not None else self.model
-        results = evaluate_sets(
-            Restorer(scored, self.ctx.device), [self.data.validation], "paper", progress=self.cfg.progress
-        )
-        self.model.train()
-        mean = average(results)
-        improved = self.best_psnr is None or mean.psnr > self.best_psnr
-        weights = ", EMA weights" if self.ema is not None else ""
-        title = (
-            f"validation at epoch {epoch}, step {self.global_step} "
-            f"({len(self.data.validation)} held-out images{weights})"
-        )
-        self._log(format_table(results, title))
-        record = {
-            "epoch": epoch,
-            "step": self.global_step,
-            "average_psnr": mean.psnr,
-            "average_ssim": mean.ssim,
-            "tasks": {r.task: {"psnr": r.psnr, "ssim": r.ssim, "count": r.count} for r in results},
+        scored = {"ema": self.ema.module} if self.ema is not None else {}
+        scored["raw"] = self.model
+        results = {
+            name: evaluate_sets(
+                Restorer(model, self.ctx.device), [self.data.validation], "paper", progress=self.cfg.progress
+            )
+            for name, model in scored.items()
         }
+        self.model.train()
+        chosen = "ema" if self.ema is not None else "raw"
+        mean = average(results[chosen])
+        improved = self.best_psnr is None or mean.psnr > self.best_psnr
+        where = f"epoch {epoch}, step {self.global_step} ({len(self.data.validation)} held-out images"
+        labels = {"ema": ", EMA weights", "raw": ", raw weights"} if self.ema is not None else {"raw": ""}
+        for name, rows in results.items():
+            self._log(format_table(rows, f"validation at {where}{labels[name]})"))
+        record = {"epoch": epoch, "step": self.global_step, **_scores(results[chosen])}
+        if self.ema is not None:
+            record["raw"] = _scores(results["raw"])
         self.cfg.results_dir.mkdir(parents=True, exist_ok=True)
         with open(self.cfg.results_dir / "validation.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
@@ -282,3 +284,13 @@ class Trainer:
             self._save("model_latest.pth", completed)
         self.ctx.barrier()
         return TrainSummary(completed, self.global_step, self.best_psnr, latest, stopped, time.time() - started)
+
+
+def _scores(results: Sequence[TaskResult]) -> dict[str, Any]:
+    """One weight set's line in ``validation.jsonl``: the mean over tasks, then each task."""
+    mean = average(results)
+    return {
+        "average_psnr": mean.psnr,
+        "average_ssim": mean.ssim,
+        "tasks": {r.task: {"psnr": r.psnr, "ssim": r.ssim, "count": r.count} for r in results},
+    }

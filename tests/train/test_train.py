@@ -119,18 +119,29 @@ def test_ema_resumes_bit_exactly_and_is_what_validation_and_weight_files_use(tmp
     raw, ema = straight["state_dict"], straight["state_dict_ema"]
     assert any(v.is_floating_point() and not torch.equal(v, raw[k]) for k, v in ema.items())  # the average lags
 
-    model, weights = load_model(tmp_path / "noise" / "models" / "straight" / "model_latest.pth")
+    checkpoint = tmp_path / "noise" / "models" / "straight" / "model_latest.pth"
+    model, weights = load_model(checkpoint)
     assert weights.metadata["weights"] == "ema"
     assert all(torch.equal(value, ema[key]) for key, value in model.state_dict().items())
+    raw_model, raw_weights = load_model(checkpoint, which="raw")
+    assert raw_weights.metadata["weights"] == "raw"
+    assert all(torch.equal(value, raw[key]) for key, value in raw_model.state_dict().items())
     cfg = config_from_args(build_parser().parse_args(tiny_args(clean_dir, tmp_path, "straight", **common)))
-    results = evaluate_sets(Restorer(model), [build_data(cfg).validation], "paper", progress=False)
+    validation = build_data(cfg).validation
+    results = evaluate_sets(Restorer(model), [validation], "paper", progress=False)
+    raw_results = evaluate_sets(Restorer(raw_model), [validation], "paper", progress=False)
     log = tmp_path / "noise" / "results" / "straight" / "validation.jsonl"
-    assert json.loads(log.read_text().splitlines()[-1])["average_psnr"] == pytest.approx(average(results).psnr)
+    record = json.loads(log.read_text().splitlines()[-1])
+    assert record["average_psnr"] == pytest.approx(average(results).psnr)  # the EMA decides the best checkpoint
+    assert record["raw"]["average_psnr"] == pytest.approx(average(raw_results).psnr)  # the raw weights beside it
+    assert record["raw"]["average_psnr"] != record["average_psnr"]
 
     assert main(tiny_args(clean_dir, tmp_path, "off", max_steps=1, ema_decay=0, mode="noise")) == 0
     off = latest(tmp_path, "off", "noise")
     assert "state_dict_ema" not in off and "ema_decay" not in off
     assert load_model(tmp_path / "noise" / "models" / "off" / "model_latest.pth")[1].metadata["weights"] == "raw"
+    off_log = tmp_path / "noise" / "results" / "off" / "validation.jsonl"
+    assert "raw" not in json.loads(off_log.read_text().splitlines()[-1])  # one set of weights: scored once
 
 
 def test_degradation_flags_choose_what_synthetic_training_draws(

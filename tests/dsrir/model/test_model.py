@@ -84,6 +84,9 @@ def test_bad_checkpoints_give_one_line_errors(tmp_path: Path) -> None:
     torch.save({"epoch": 1, "state_dict": state, "optimizer": {}}, tmp_path / "partial.pth")
     with pytest.raises(DSRIRError, match="match no preset"):
         load_model(tmp_path / "partial.pth")
+    save_safetensors(tmp_path / "shipped.safetensors", DSRIR(PRESETS["dsrir-xs"]), "dsrir-xs")
+    with pytest.raises(DSRIRError, match="shipped.safetensors: .*raw weights are in .pth"):
+        load_model(tmp_path / "shipped.safetensors", which="raw")
 
 
 def test_unknown_preset_lists_choices() -> None:
