@@ -11,7 +11,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     examples in a module docstring) stay as written instead of being folded into the prose."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
+        if action.default is None or action.default is False:  # not ``in (None, False)``: 0 == False
             return action.help
         return super()._get_help_string(action)
 

@@ -36,6 +36,18 @@ def test_help_lists_set_defaults_and_hides_unset_ones(module_name: str, capsys: 
     assert "(default: False)" not in text
 
 
+def test_zero_defaults_are_shown_though_zero_equals_false(capsys: pytest.CaptureFixture[str]) -> None:
+    """``0 == False`` in Python: a seed or overlap of 0 is a real default, unlike an unset flag."""
+    parser = argparse.ArgumentParser(prog="tool", formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, help="seed")
+    parser.add_argument("--scale", type=float, default=0.0, help="scale")
+    parser.add_argument("--fast", action="store_true", help="fast")
+    parser.print_help()
+    text = " ".join(capsys.readouterr().out.split())
+    assert "seed (default: 0)" in text and "scale (default: 0.0)" in text
+    assert "(default: False)" not in text
+
+
 def test_description_keeps_paragraphs_and_usage_examples_as_written(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="tool",
