@@ -274,6 +274,22 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def add_eval_set_arguments(parser: argparse.ArgumentParser, crop: int) -> None:
+    """The flags that build the synthetic evaluation set (photos, crop, tasks, seed, protocol): one spelling for
+    every benchmark that scores on it."""
+    parser.add_argument("--photos", type=Path, default=Path("photos/val"), help="folder of clean validation photos")
+    parser.add_argument("--crop", type=int, default=crop, help="centre crop side (rounded down to a multiple of 8)")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(DEFAULT_TASKS),
+        help=f"noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: {', '.join(FAMILIES)}), "
+        f"rain and haze (the v3 generator), or {HELD_OUT} (every family the model's training never drew from)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="paper: rain on Y; rgb: all on RGB")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/quality.py",
@@ -283,15 +299,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model", type=Path, help=f"DSRIR .onnx, .safetensors or .pth (default: weights/{DEFAULT_MODEL.name})"
     )
-    parser.add_argument("--photos", type=Path, default=Path("photos/val"), help="folder of clean validation photos")
-    parser.add_argument("--crop", type=int, default=512, help="centre crop side (rounded down to a multiple of 8)")
-    parser.add_argument(
-        "--tasks",
-        nargs="+",
-        default=list(DEFAULT_TASKS),
-        help=f"noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: {', '.join(FAMILIES)}), "
-        f"rain and haze (the v3 generator), or {HELD_OUT} (every family the model's training never drew from)",
-    )
+    add_eval_set_arguments(parser, crop=512)
     parser.add_argument(
         "--trained-on",
         nargs="+",
@@ -303,8 +311,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--picture-rows", type=int, default=3, help="images per task picture (the first ones of the task)"
     )
     parser.add_argument("--picture-crop", type=int, default=192, help="side of each picture's windows (pixels)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="paper: rain on Y; rgb: all on RGB")
     parser.add_argument(
         "--output", type=Path, default=Path("quality.json"), help="where to write the JSON (pictures go beside it)"
     )

@@ -29,14 +29,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from benchmarks.quality import DEFAULT_TASKS, expand_tasks, machine_info, trained_on  # noqa: E402
+from benchmarks.quality import add_eval_set_arguments, expand_tasks, machine_info, trained_on  # noqa: E402
 from dsrir.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
 from dsrir.checkpoint import WhichWeights, load_model, pick_device, read_weights  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.eval_sets import EvalSet, synthetic_sets  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
 from dsrir.evaluate import average, evaluate_sets  # noqa: E402
-from dsrir.metrics import PROTOCOLS  # noqa: E402
 from dsrir.model.restorer import Restorer  # noqa: E402
 
 NUMBERED = re.compile(r"model_(\d+)\.pth")
@@ -169,17 +168,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "checkpoints", nargs="+", type=Path, help="a session's checkpoint folder, or .pth files in training order"
     )
-    parser.add_argument("--photos", type=Path, default=Path("photos/val"), help="folder of clean validation photos")
-    parser.add_argument("--crop", type=int, default=256, help="centre crop side (rounded down to a multiple of 8)")
-    parser.add_argument(
-        "--tasks",
-        nargs="+",
-        default=list(DEFAULT_TASKS),
-        help="as benchmarks/quality.py: noise<sigma>, family labels, rain and haze (the v3 generator), held-out",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="paper: rain on Y; rgb: all on RGB")
-    parser.add_argument("--device", default="auto", help="torch device; auto: CUDA when present, else the CPU")
+    add_eval_set_arguments(parser, crop=256)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--output", type=Path, default=Path("trajectory.json"), help="where to write the JSON (the plot goes beside it)"
     )
