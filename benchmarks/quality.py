@@ -50,6 +50,7 @@ from dsrir.baselines import BM3D_MISSING, cbm3d_denoise, dark_channel_dehaze, ha
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.degradations import (  # noqa: E402
     FAMILIES,
+    NAMED_FAMILIES,
     NOISE_LABEL,
     V3,
     DegradationSet,
@@ -283,7 +284,8 @@ def add_eval_set_arguments(parser: argparse.ArgumentParser, crop: int) -> None:
         "--tasks",
         nargs="+",
         default=list(DEFAULT_TASKS),
-        help=f"noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: {', '.join(FAMILIES)}), "
+        help="noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: "
+        f"{', '.join(NAMED_FAMILIES)}), "
         f"rain and haze (the v3 generator), or {HELD_OUT} (every family the model's training never drew from)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")

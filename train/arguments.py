@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dsrir.cli import non_negative_int, positive_int
-from dsrir.data.degradations import FAMILIES
+from dsrir.data.degradations import FAMILIES, V3_FAMILIES
 from dsrir.errors import DSRIRError
 from dsrir.modes import MODE_TASKS
 from train.config import TrainConfig
@@ -69,9 +69,10 @@ def add_data_arguments(
         nargs="+",
         default=list(defaults.degradations),
         metavar="SET",
-        help="with --synthetic: families (every degradation family, drawn per sample), v3 (the single generator "
-        "that trained the weights up to v3, to reproduce them), or family names, a range narrowed as "
-        f"NAME:PARAM=LOW..HIGH (e.g. rain-slanted:tilt=35..45); families: {', '.join(FAMILIES)}",
+        help=f"with --synthetic: families (each of {', '.join(FAMILIES)}; drawn per sample), v3 (the single "
+        "generator that trained the weights up to v3, to reproduce them), and/or family names, a range narrowed as "
+        "NAME:PARAM=LOW..HIGH (e.g. rain-slanted:tilt=35..45); the v3 generator's rain and haze as families, to mix "
+        f"with the others: {', '.join(V3_FAMILIES)}",
     )
     data.add_argument(
         "--hold-out",

@@ -6,7 +6,9 @@ Two kinds of set:
   OTS-like haze); kept unchanged so those runs reproduce.
 * families (the default, ``families``): every family of ``FAMILIES``, drawn per sample. A command line may name
   families instead, narrow their ranges (``rain-slanted:tilt=35..45``) and hold some out (``hold_out``), so that a
-  benchmark can score a model on families or ranges its training never drew from.
+  benchmark can score a model on families or ranges its training never drew from. ``V3_FAMILIES`` (``rain-v3``,
+  ``haze-v3``) are the v3 generator's rain and haze as families, so that a set can mix them with the others
+  (``families rain-v3 haze-v3``); ``families`` alone leaves them out, as when v4 was trained.
 
 A sample draws its task first (as before: ``train.config.TrainConfig.sampled_tasks``), then one of that task's
 families uniformly, then the family's parameters.
@@ -45,6 +47,53 @@ NOISE_FAMILY = Family(
 )
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (NOISE_FAMILY, *RAIN_FAMILIES, *HAZE_FAMILIES)}
+
+
+def _synthesise_v3_rain(
+    image: np.ndarray, params: Mapping[str, float], rng: np.random.Generator, reference_height: int | None = None
+) -> np.ndarray:
+    return v3.add_rain(image, rng, reference_height=reference_height, **params)
+
+
+def _synthesise_v3_haze(
+    image: np.ndarray, params: Mapping[str, float], rng: np.random.Generator, reference_height: int | None = None
+) -> np.ndarray:
+    return v3.add_haze(image, rng, airlight=params["airlight"], beta=params["beta"])
+
+
+# The v3 generator as families. Rain draws its four parameters in v3's order from v3's ranges, so a seed gives the
+# very sample ``v3.degrade`` gives; haze draws airlight and beta from the span of v3's OTS values instead of the
+# values themselves (the ``v3`` set keeps the exact generator for reproducing the runs before the families).
+V3_FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "rain-v3",
+            "rain",
+            (
+                ("density", Uniform(*v3.RAIN_DENSITY_RANGE)),
+                ("length", Uniform(*v3.RAIN_LENGTH_RANGE)),
+                ("angle", Uniform(*v3.RAIN_ANGLE_RANGE)),
+                ("weight", Uniform(*v3.RAIN_WEIGHT_RANGE)),
+            ),
+            _synthesise_v3_rain,
+        ),
+        Family(
+            "haze-v3",
+            "haze",
+            (
+                ("airlight", Uniform(min(v3.AIRLIGHTS), max(v3.AIRLIGHTS))),
+                ("beta", Uniform(min(v3.BETAS), max(v3.BETAS))),
+            ),
+            _synthesise_v3_haze,
+        ),
+    )
+}
+# Every family a command line may name.
+NAMED_FAMILIES: dict[str, Family] = {**FAMILIES, **V3_FAMILIES}
+# What the ``v3`` set trained on, as families: the label each evaluation of v3's rain and haze stands for.
+_V3_AS_FAMILIES = (NOISE_FAMILY, *V3_FAMILIES.values())
+_V3_LABEL_FAMILY = {"rain": V3_FAMILIES["rain-v3"], "haze": V3_FAMILIES["haze-v3"]}
 
 
 @dataclass(frozen=True)
@@ -87,12 +136,9 @@ class DegradationSet:
 
     def coverage(self, label: str) -> str:
         """How much of evaluation ``label`` training on this set drew from: "seen", "partly seen" or "held out"."""
-        if label in TASKS:  # the v3 evaluation degradations
-            return "seen" if self.is_v3 else "held out"
-        family = label_family(label)
-        if self.is_v3:  # v3 noise is the paper's, as the noise family; its rain and haze are no family
-            return family.coverage(NOISE_FAMILY) if family.task == "noise" else "held out"
-        verdicts = {family.coverage(trained) for trained in self.families}
+        # The v3 evaluation rain and haze (fixed mid-range settings) lie inside the v3 families' ranges.
+        family = _V3_LABEL_FAMILY[label] if label in _V3_LABEL_FAMILY else label_family(label)
+        verdicts = {family.coverage(trained) for trained in (_V3_AS_FAMILIES if self.is_v3 else self.families)}
         return next((v for v in ("seen", "partly seen") if v in verdicts), "held out")
 
 
@@ -109,7 +155,7 @@ def parse_degradations(
         return DegradationSet(V3)
     if not tokens:
         raise DSRIRError(f"no degradations given; expected {ALL_FAMILIES}, {V3} or family names")
-    named = [parse_family(token, FAMILIES) for token in tokens if token != ALL_FAMILIES]
+    named = [parse_family(token, NAMED_FAMILIES) for token in tokens if token != ALL_FAMILIES]
     if tasks is None:
         tasks = TASKS if ALL_FAMILIES in tokens else tuple(dict.fromkeys(family.task for family in named))
     if elsewhere := [family.label for family in named if family.task not in tasks]:
@@ -118,11 +164,11 @@ def parse_degradations(
     if repeated:
         raise DSRIRError(f"degradation family {', '.join(repeated)} named twice; narrow several ranges in one name")
     chosen = {family.name: family for family in named}
-    if ALL_FAMILIES in tokens:
-        chosen = {name: chosen.get(name, family) for name, family in FAMILIES.items()}
+    if ALL_FAMILIES in tokens:  # every family of FAMILIES in its order (a seed's samples depend on it), then the rest
+        chosen = {name: chosen.get(name, family) for name, family in FAMILIES.items()} | chosen
     for name in hold_out:
-        if name not in FAMILIES:
-            raise DSRIRError(f"--hold-out {name}: unknown family; expected one of {', '.join(FAMILIES)}")
+        if name not in NAMED_FAMILIES:
+            raise DSRIRError(f"--hold-out {name}: unknown family; expected one of {', '.join(NAMED_FAMILIES)}")
         if chosen.pop(name, None) is None:
             raise DSRIRError(f"--hold-out {name}: not among the degradations {' '.join(tokens)}")
     families = tuple(family for family in chosen.values() if family.task in tasks)
@@ -140,7 +186,7 @@ def label_family(label: str) -> Family:
     if match:  # any sigma, also beyond the family's range (then held out)
         sigma = Uniform(int(match.group(1)), int(match.group(1)), integer=True)
         return replace(NOISE_FAMILY, ranges=(("sigma", sigma),), label=label)
-    return parse_family(label, FAMILIES)
+    return parse_family(label, NAMED_FAMILIES)
 
 
 def label_task(label: str) -> str:

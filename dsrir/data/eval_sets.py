@@ -21,7 +21,7 @@ from typing import overload
 
 import numpy as np
 
-from dsrir.data.degradations import DEFAULT_DEGRADATIONS, FAMILIES, NOISE_LABEL, DegradationSet, label_family
+from dsrir.data.degradations import DEFAULT_DEGRADATIONS, NAMED_FAMILIES, NOISE_LABEL, DegradationSet, label_family
 from dsrir.data.degrade import RAIN_DENSITY_RANGE, RAIN_LENGTH_RANGE, RAIN_WEIGHT_RANGE, add_haze, add_rain
 from dsrir.data.pairs import TASKS, Pair
 from dsrir.errors import DSRIRError
@@ -255,12 +255,12 @@ def _synthetic_item(path: Path, label: str, seed: int, crop: int | None = None) 
         return _NoisyImage(path, int(match.group(1)), seed, crop)
     if label in ("rain", "haze"):
         return _SyntheticImage(path, label, seed, crop)
-    if label.split(":")[0] in FAMILIES:
+    if label.split(":")[0] in NAMED_FAMILIES:
         label_family(label)  # a bad narrowing is reported now, not when the image is loaded
         return _FamilyImage(path, label, seed, crop)
     raise DSRIRError(
         f"unknown evaluation task {label!r}; expected noise<sigma> (e.g. noise25), rain, haze or a degradation "
-        f"family ({', '.join(FAMILIES)})"
+        f"family ({', '.join(NAMED_FAMILIES)})"
     )
 
 

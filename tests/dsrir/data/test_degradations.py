@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from dsrir.data import degrade_rain
-from dsrir.data.degradations import FAMILIES, parse_degradations
-from dsrir.data.degrade import degrade
+from dsrir.data.degradations import FAMILIES, NAMED_FAMILIES, V3_FAMILIES, parse_degradations
+from dsrir.data.degrade import AIRLIGHTS, BETAS, add_haze, degrade
 from dsrir.data.degrade_haze import haze_airlight, haze_depth, haze_transmission
 from dsrir.data.eval_sets import synthetic_sets
 from dsrir.data.family import Uniform
@@ -35,7 +35,7 @@ FAR_TRANSMISSION = {"haze-light": (0.37, 0.82), "haze-dense": (0.05, 0.37), "haz
 
 def draws(name: str, count: int, seed: int = 0) -> list[dict[str, float]]:
     rng = np.random.default_rng(seed)
-    return [FAMILIES[name].draw(rng) for _ in range(count)]
+    return [NAMED_FAMILIES[name].draw(rng) for _ in range(count)]
 
 
 def assert_covers(values: Sequence[float], stated: Uniform, what: str) -> None:
@@ -59,10 +59,10 @@ def measured_tilt(layer: np.ndarray) -> float:
     return 0.5 * math.degrees(math.atan2(2 * (gx * gy).sum(), (gx * gx).sum() - (gy * gy).sum()))
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("name", list(NAMED_FAMILIES))
 def test_every_parameter_of_every_family_covers_its_stated_range(name: str) -> None:
     samples = draws(name, 400)
-    for param, stated in FAMILIES[name].ranges:
+    for param, stated in NAMED_FAMILIES[name].ranges:
         assert_covers([s[param] for s in samples], stated, f"{name}.{param}")
 
 
@@ -251,6 +251,33 @@ def test_coverage_tells_seen_from_held_out() -> None:
         "seen",
         "held out",
     ]
+
+
+def test_v3_families_are_the_old_generator_and_mix_with_the_others() -> None:
+    """rain-v3 gives v3's rain sample for sample; haze-v3 is v3's haze over the span of its OTS values; a set
+    naming them beside ``families`` draws them after every family of ``families``, and seen/held out follow."""
+    image = natural_like_image(64, 64, seed=3)
+    for seed in range(3):
+        ours, params = V3_FAMILIES["rain-v3"].apply(image, np.random.default_rng(seed), 700)
+        old, old_params = degrade(image, "rain", np.random.default_rng(seed), 700)
+        assert np.array_equal(ours, old) and params == old_params
+    haze = V3_FAMILIES["haze-v3"]
+    assert (haze.range_of["beta"].low, haze.range_of["beta"].high) == (min(BETAS), max(BETAS))
+    assert (haze.range_of["airlight"].low, haze.range_of["airlight"].high) == (min(AIRLIGHTS), max(AIRLIGHTS))
+    hazy, params = haze.apply(image, np.random.default_rng(1))
+    assert np.array_equal(hazy, add_haze(image, np.random.default_rng(0), params["airlight"], params["beta"]))
+
+    mixed = parse_degradations(["families", "rain-v3", "haze-v3"])
+    assert [f.name for f in mixed.families] == [*FAMILIES, "rain-v3", "haze-v3"]
+    assert parse_degradations([mixed.spec]) == mixed
+    assert parse_degradations(["families"]).spec == " ".join(FAMILIES)  # what v4 trained on, unchanged
+    chosen = {mixed.degrade(image, "rain", np.random.default_rng(i))[1]["family"] for i in range(40)}
+    assert chosen == {"rain-light", "rain-heavy", "rain-slanted", "rain-v3"}
+    assert [mixed.coverage(label) for label in ("rain", "haze", "rain-v3", "rain-slanted")] == ["seen"] * 4
+    without_rain_v3 = parse_degradations(["families", "rain-v3", "haze-v3"], hold_out=["rain-v3"])
+    assert without_rain_v3.coverage("rain") == "held out" and without_rain_v3.coverage("haze") == "seen"
+    assert parse_degradations(["families"]).coverage("rain-v3") == "held out"
+    assert parse_degradations(["v3"]).coverage("haze-v3") == "seen"
 
 
 def test_v3_set_is_the_old_generator_sample_for_sample(clean_dir: Path) -> None:
