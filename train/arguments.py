@@ -21,6 +21,7 @@ DATA_FIELDS = (
     "task_mix",
     "degradations",
     "hold_out",
+    "clean_fraction",
     "samples_per_epoch",
     "val_fraction",
     "val_size",
@@ -83,6 +84,14 @@ def add_data_arguments(
         "model never saw (leave-one-out: one run per family)",
     )
     data.add_argument(
+        "--clean-fraction",
+        type=float,
+        default=defaults.clean_fraction,
+        metavar="P",
+        help="with --synthetic: leave this share of the samples undegraded (input = target), so the network learns "
+        "to leave clean frames alone (the weights up to v4 darken bright clean scenes as if removing haze)",
+    )
+    data.add_argument(
         "--samples-per-epoch",
         type=positive_int,
         help="samples per epoch; default the CSV's pair count, or max(photos, 1000) with --synthetic",
@@ -117,6 +126,10 @@ def check_data_config(cfg: TrainConfig) -> str | None:
         return f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})"
     if cfg.synthetic is None and (cfg.hold_out or cfg.degradations != TrainConfig().degradations):
         return "--degradations and --hold-out choose synthetic degradations: use them with --synthetic"
+    if not 0.0 <= cfg.clean_fraction < 1.0:
+        return f"--clean-fraction {cfg.clean_fraction}: expected a share from 0 up to (not including) 1"
+    if cfg.clean_fraction and cfg.synthetic is None:
+        return "--clean-fraction leaves synthetic samples clean: use it with --synthetic"
     try:
         cfg.degradation_set  # noqa: B018 (checked before anything starts)
     except DSRIRError as exc:

@@ -37,6 +37,8 @@ class TrainConfig:
     task_mix: tuple[tuple[str, int], ...] = ()
     degradations: tuple[str, ...] = (ALL_FAMILIES,)
     hold_out: tuple[str, ...] = ()
+    # Share of synthetic samples left clean (input = target): teaches the network to leave clean frames alone.
+    clean_fraction: float = 0.0
     # BasicSR's ema_decay; 0 turns the average off (the official protocol has none).
     ema_decay: float = 0.999
     device: str = "auto"

@@ -40,7 +40,12 @@ def build_data(cfg: TrainConfig) -> TrainData:
         train_photos, val_photos = split_holdout(photos, cfg.val_fraction, cfg.seed)
         degradations = cfg.degradation_set
         train_set: Dataset = SyntheticTrainSet(
-            train_photos, cfg.sampled_tasks, first_patch, seed=cfg.seed, degradations=degradations
+            train_photos,
+            cfg.sampled_tasks,
+            first_patch,
+            seed=cfg.seed,
+            degradations=degradations,
+            clean_fraction=cfg.clean_fraction,
         )
         validation = synthetic_validation_set(
             val_photos, cfg.tasks, cfg.val_size, seed=cfg.seed, degradations=degradations
@@ -49,7 +54,8 @@ def build_data(cfg: TrainConfig) -> TrainData:
         samples = cfg.samples_per_epoch or max(len(train_photos), 1000)
         mix = "/".join(f"{task} x{cfg.sampled_tasks.count(task)}" if cfg.task_mix else task for task in cfg.tasks)
         description = (
-            f"{len(train_photos)} clean photos from {cfg.synthetic} (synthetic {mix}; degradations {degradations.spec})"
+            f"{len(train_photos)} clean photos from {cfg.synthetic} (synthetic {mix}; degradations {degradations.spec}"
+            + (f"; {cfg.clean_fraction:g} of the samples left clean)" if cfg.clean_fraction else ")")
         )
         return TrainData(train_set, validation, samples, description, degradations.spec)
 

@@ -97,7 +97,12 @@ class PairedTrainSet(_EpochDataset):
 
 class SyntheticTrainSet(_EpochDataset):
     """Clean photos degraded on the fly with a task drawn uniformly from ``tasks`` per sample, then a degradation
-    of that task from ``degradations`` (by default every family; ``v3`` reproduces the runs before them)."""
+    of that task from ``degradations`` (by default every family; ``v3`` reproduces the runs before them).
+
+    ``clean_fraction`` of the samples stay clean (input = target). The network is not told the task: it has to
+    tell haze from a bright, low-contrast scene on its own, and without clean samples nothing teaches it that a
+    scene without haze is to be left alone. At 0 no draw is made, so the runs before it reproduce.
+    """
 
     def __init__(
         self,
@@ -106,7 +111,10 @@ class SyntheticTrainSet(_EpochDataset):
         patch_size: int,
         seed: int = 0,
         degradations: DegradationSet = DEFAULT_DEGRADATIONS,
+        clean_fraction: float = 0.0,
     ) -> None:
+        if not 0.0 <= clean_fraction < 1.0:
+            raise DSRIRError(f"clean fraction {clean_fraction}: expected a share from 0 up to (not including) 1")
         if not clean_paths:
             raise DSRIRError("no clean training images given")
         unknown = [task for task in tasks if task not in TASKS]
@@ -117,6 +125,7 @@ class SyntheticTrainSet(_EpochDataset):
         self.clean_paths = [Path(path) for path in clean_paths]
         self.tasks = tuple(tasks)
         self.degradations = degradations
+        self.clean_fraction = clean_fraction
         super().__init__(len(self.clean_paths), patch_size, seed)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
@@ -124,6 +133,8 @@ class SyntheticTrainSet(_EpochDataset):
         task = self.tasks[int(rng.integers(0, len(self.tasks)))]
         image = read_image(self.clean_paths[index])
         crop, _ = random_crop_pair(image, image, self.patch_size, rng)
-        # Rain streak length follows the whole photo's height, not the crop's.
-        degraded, _ = self.degradations.degrade(crop, task, rng, reference_height=image.shape[0])
+        if self.clean_fraction and rng.random() < self.clean_fraction:
+            degraded = crop
+        else:  # rain streak length follows the whole photo's height, not the crop's
+            degraded, _ = self.degradations.degrade(crop, task, rng, reference_height=image.shape[0])
         return self._sample(crop, degraded, task, rng)

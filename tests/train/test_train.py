@@ -159,12 +159,16 @@ def test_degradation_flags_choose_what_synthetic_training_draws(
     narrowed = data_of(degradations="families rain-slanted:tilt=35..45", hold_out="rain-light").degradations
     assert [f.label for f in narrowed.families_of("rain")] == ["rain-heavy", "rain-slanted:tilt=35..45"]
     assert [f.task for f in data_of(mode="haze").degradations.families] == ["haze"] * 3
+    mixed = data_of(degradations="families rain-v3 haze-v3", clean_fraction="0.1")
+    assert mixed.degradations.spec == " ".join([*FAMILIES, "rain-v3", "haze-v3"]) and mixed.clean_fraction == 0.1
+    assert data_of().clean_fraction == 0.0
 
     for flags, message in (
         ({"hold_out": "fog"}, "--hold-out fog: unknown family"),
         ({"degradations": "rain-slanted:tilt=0..10"}, "outside its stated range"),
         ({"hold_out": "haze-light haze-dense haze-nonhomogeneous"}, "leave no family for haze"),
         ({"ema_decay": 1.0}, "--ema-decay 1: expected 0 (off)"),
+        ({"clean_fraction": "1"}, "--clean-fraction 1.0: expected a share from 0 up to (not including) 1"),
     ):
         with pytest.raises(SystemExit):
             main(tiny_args(clean_dir, tmp_path, "x", **flags))

@@ -312,6 +312,18 @@ def test_training_draws_every_family_of_the_set_and_nothing_held_out(clean_dir: 
         SyntheticTrainSet(paths, ("haze",), 24, degradations=parse_degradations(["rain-light"], tasks=["rain"]))
 
 
+def test_clean_fraction_leaves_that_share_of_samples_clean_and_zero_draws_nothing(clean_dir: Path) -> None:
+    paths = list_images(clean_dir) * 40
+    degraded = SyntheticTrainSet(paths, ("noise", "rain", "haze"), 24, seed=2)
+    clean_share = SyntheticTrainSet(paths, ("noise", "rain", "haze"), 24, seed=2, clean_fraction=0.25)
+    untouched = [torch.equal(s["degraded"], s["target"]) for s in (clean_share[i] for i in range(len(paths)))]
+    assert 0.15 < np.mean(untouched) < 0.35, np.mean(untouched)
+    assert not any(torch.equal(degraded[i]["degraded"], degraded[i]["target"]) for i in range(20))
+    # At 0 no draw is made: test_v3_set_is_the_old_generator_sample_for_sample rebuilds samples draw by draw.
+    with pytest.raises(DSRIRError, match="clean fraction 1.0"):
+        SyntheticTrainSet(paths, ("noise",), 24, clean_fraction=1.0)
+
+
 def test_family_evaluation_labels_record_their_draws(clean_dir: Path) -> None:
     sets = synthetic_sets(clean_dir, ["rain-heavy", "haze-dense:beta=0.25..0.3", "noise-gaussian"], crop=48)
     heavy, dense, noise = sets[0][1], sets[1][1], sets[2][1]
