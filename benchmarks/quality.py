@@ -7,6 +7,8 @@ task, as ``python -m dsrir.evaluate --synthetic``) and are scored with its PSNR/
 are the paper's noise (sigma 15/25/50) and every rain and haze family of ``dsrir.data.degradations``, each image
 drawing its parameters from the family's ranges (recorded per image in the JSON); ``rain`` and ``haze`` are the v3
 generator's settings of the earlier tables, and ``held-out`` stands for every family the model never trained on.
+``clean`` (in the defaults) scores the model on the photos undegraded: a restorer that runs on every frame of a
+camera sees mostly clean ones, and must leave them alone.
 
 Generalisation is measured, not assumed: the "training" column says whether the model's training drew from each
 task ("seen", "partly seen", "held out"), from the set recorded in the checkpoint or safetensors (for an ``.onnx``,
@@ -49,6 +51,7 @@ from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.baselines import BM3D_MISSING, cbm3d_denoise, dark_channel_dehaze, has_bm3d, nlm_denoise  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.data.degradations import (  # noqa: E402
+    CLEAN_LABEL,
     FAMILIES,
     NAMED_FAMILIES,
     NOISE_LABEL,
@@ -70,7 +73,7 @@ COLUMNS = {"dsrir": "DSRIR", "nlm": "NLM", "cbm3d": "CBM3D", "dcp": "DCP"}
 PACKAGES = ("numpy", "scikit-image", "onnxruntime", "onnxruntime-gpu", "torch", "bm3d")
 HELD_OUT = "held-out"
 RAIN_HAZE_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.task != "noise")
-DEFAULT_TASKS = ("noise15", "noise25", "noise50", *RAIN_HAZE_FAMILIES)
+DEFAULT_TASKS = ("noise15", "noise25", "noise50", *RAIN_HAZE_FAMILIES, CLEAN_LABEL)
 
 
 def dsrir_method(model: Path, backend: Backend | None = None) -> tuple[Method, str]:
@@ -102,16 +105,17 @@ def score_image(
     sample: EvalSample, methods: dict[str, Method], protocol: str
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """One record (the input's PSNR/SSIM, each method's PSNR/SSIM and seconds, the family's parameters) and each
-    method's output."""
+    method's output. A clean frame's input is its target: it gets no input score (its PSNR would be infinite)."""
     degraded, target = sample.degraded, sample.target
-    input_psnr, input_ssim = score(degraded, target, sample.task, protocol)
     record: dict[str, Any] = {
         "task": sample.task,
         "image": sample.name,
         "size": [degraded.shape[1], degraded.shape[0]],
         **({"params": sample.params} if sample.params else {}),
-        "input": {"psnr": input_psnr, "ssim": input_ssim},
     }
+    if sample.task != CLEAN_LABEL:
+        input_psnr, input_ssim = score(degraded, target, sample.task, protocol)
+        record["input"] = {"psnr": input_psnr, "ssim": input_ssim}
     outputs = {}
     for name, method in methods.items():
         start = time.perf_counter()
@@ -201,7 +205,7 @@ def task_picture(
         other = f"{record[baseline]['psnr']:.2f} dB" if baseline else "no baseline"
         rows.append(
             [
-                Panel(sample.degraded, f"{record['input']['psnr']:.2f} dB"),
+                Panel(sample.degraded, f"{record['input']['psnr']:.2f} dB" if "input" in record else "clean input"),
                 Panel(outputs["dsrir"], ours),
                 Panel(outputs.get(baseline or ""), other),
                 Panel(sample.target, sample.name),
@@ -234,13 +238,13 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
     header += " ".join(f"{COLUMNS[name]:>22}" for name in columns)
     lines = [header, "-" * len(header)]
     for task, methods in summary.items():
-        given = methods["input"]
-        cells = [f"{given['psnr']:6.2f}/{given['ssim']:.4f}"]
+        given = methods.get("input")
+        cells = [f"{given['psnr']:6.2f}/{given['ssim']:.4f}" if given else "-"]
         for name in columns:
             m = methods.get(name)
             cells.append(f"{m['psnr']:6.2f}/{m['ssim']:.4f} {m['seconds']:6.2f}s" if m else "-")
         lines.append(
-            f"{task:<{width}} {methods.get('training', '-'):>11} {int(given['count']):>6} {cells[0]:>14} "
+            f"{task:<{width}} {methods.get('training', '-'):>11} {int(methods['dsrir']['count']):>6} {cells[0]:>14} "
             + " ".join(f"{cell:>22}" for cell in cells[1:])
         )
     return "\n".join(lines)
@@ -286,7 +290,8 @@ def add_eval_set_arguments(parser: argparse.ArgumentParser, crop: int) -> None:
         default=list(DEFAULT_TASKS),
         help="noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: "
         f"{', '.join(NAMED_FAMILIES)}), "
-        f"rain and haze (the v3 generator), or {HELD_OUT} (every family the model's training never drew from)",
+        f"rain and haze (the v3 generator), {HELD_OUT} (every family the model's training never drew from), or "
+        f"{CLEAN_LABEL} (the photos undegraded: what the model does to a clean frame)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="paper: rain on Y; rgb: all on RGB")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -142,7 +143,8 @@ def draw(points: Sequence[dict[str, Any]], tasks: Sequence[str], title: str) -> 
                 axis.plot([p["step"] for p in line], values, style, markersize=3, label=label)
         given = points[0]["input"]
         level = sum(given.values()) / len(given) if panel == "mean" else given[panel]
-        axis.axhline(level, color="grey", linestyle=":", label="input")
+        if math.isfinite(level):  # a clean frame's input is its target: no line to draw
+            axis.axhline(level, color="grey", linestyle=":", label="input")
         axis.set_title(panel, fontsize=9)
         axis.set_xlabel("step", fontsize=8)
         axis.set_ylabel("PSNR (dB)", fontsize=8)

@@ -33,6 +33,9 @@ from dsrir.errors import DSRIRError
 V3 = "v3"
 ALL_FAMILIES = "families"
 NOISE_LABEL = re.compile(r"noise(\d+)")
+# The evaluation label of an undegraded photo: what the network does to a clean frame, which is most of what a
+# camera sends. No task and no family; training sees it through ``--clean-fraction``.
+CLEAN_LABEL = "clean"
 
 
 def _synthesise_noise(
@@ -135,7 +138,10 @@ class DegradationSet:
         return labels
 
     def coverage(self, label: str) -> str:
-        """How much of evaluation ``label`` training on this set drew from: "seen", "partly seen" or "held out"."""
+        """How much of evaluation ``label`` training on this set drew from: "seen", "partly seen" or "held out"
+        ("-" for ``clean``, which is no degradation)."""
+        if label == CLEAN_LABEL:
+            return "-"
         # The v3 evaluation rain and haze (fixed mid-range settings) lie inside the v3 families' ranges.
         family = _V3_LABEL_FAMILY[label] if label in _V3_LABEL_FAMILY else label_family(label)
         verdicts = {family.coverage(trained) for trained in (_V3_AS_FAMILIES if self.is_v3 else self.families)}
@@ -190,5 +196,6 @@ def label_family(label: str) -> Family:
 
 
 def label_task(label: str) -> str:
-    """The task of an evaluation label: ``noise25`` -> noise, ``rain`` -> rain, ``haze-dense`` -> haze."""
-    return label if label in TASKS else label_family(label).task
+    """The task of an evaluation label: ``noise25`` -> noise, ``rain`` -> rain, ``haze-dense`` -> haze; ``clean``
+    has none and stays ``clean``."""
+    return label if label in (*TASKS, CLEAN_LABEL) else label_family(label).task

@@ -7,7 +7,8 @@ change with listing order, worker count or which other images are in the folder.
 Synthetic labels: ``noise<sigma>`` (the official test noise), ``rain`` and ``haze`` (the v3 generator at fixed
 mid-range settings, the labels of every table before the families), and any family label of
 ``dsrir.data.degradations`` (``rain-heavy``, ``haze-dense:beta=0.2..0.3``): parameters drawn per image from the
-family's ranges and kept in ``EvalSample.params``.
+family's ranges and kept in ``EvalSample.params``; ``clean``: the photo itself, undegraded (what the network does
+to a clean frame; the input's own PSNR is then infinite).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import overload
 
 import numpy as np
 
-from dsrir.data.degradations import DEFAULT_DEGRADATIONS, NAMED_FAMILIES, NOISE_LABEL, DegradationSet, label_family
+from dsrir.data.degradations import (
+    CLEAN_LABEL,
+    DEFAULT_DEGRADATIONS,
+    NAMED_FAMILIES,
+    NOISE_LABEL,
+    DegradationSet,
+    label_family,
+)
 from dsrir.data.degrade import RAIN_DENSITY_RANGE, RAIN_LENGTH_RANGE, RAIN_WEIGHT_RANGE, add_haze, add_rain
 from dsrir.data.pairs import TASKS, Pair
 from dsrir.errors import DSRIRError
@@ -162,7 +170,19 @@ class _FamilyImage:
         return EvalSample(self.path.name, self.label, degraded, clean, params)
 
 
-_Item = _NoisyImage | _FilePair | _SyntheticImage | _FamilyImage
+@dataclass(frozen=True)
+class _CleanImage:
+    """The photo undegraded: input and target are the same image."""
+
+    path: Path
+    crop: int | None = None
+
+    def load(self) -> EvalSample:
+        clean = _validation_crop(read_image(self.path), self.crop, self.path)
+        return EvalSample(self.path.name, CLEAN_LABEL, clean.copy(), clean)
+
+
+_Item = _NoisyImage | _FilePair | _SyntheticImage | _FamilyImage | _CleanImage
 
 
 class EvalSet(Sequence[EvalSample]):
@@ -255,12 +275,14 @@ def _synthetic_item(path: Path, label: str, seed: int, crop: int | None = None) 
         return _NoisyImage(path, int(match.group(1)), seed, crop)
     if label in ("rain", "haze"):
         return _SyntheticImage(path, label, seed, crop)
+    if label == CLEAN_LABEL:
+        return _CleanImage(path, crop)
     if label.split(":")[0] in NAMED_FAMILIES:
         label_family(label)  # a bad narrowing is reported now, not when the image is loaded
         return _FamilyImage(path, label, seed, crop)
     raise DSRIRError(
-        f"unknown evaluation task {label!r}; expected noise<sigma> (e.g. noise25), rain, haze or a degradation "
-        f"family ({', '.join(NAMED_FAMILIES)})"
+        f"unknown evaluation task {label!r}; expected noise<sigma> (e.g. noise25), rain, haze, {CLEAN_LABEL} or a "
+        f"degradation family ({', '.join(NAMED_FAMILIES)})"
     )
 
 

@@ -105,30 +105,36 @@ def test_quality_benchmark_end_to_end(
     save_pth(tmp_path / "tiny.pth", official_checkpoint(model, "dsrir-xs", epoch=0))
     output = tmp_path / "out" / "quality.json"
     argv = ["--model", str(tmp_path / "tiny.pth"), "--photos", str(photos), "--crop", "64", "--picture-crop", "48"]
-    argv += ["--tasks", "noise25", "rain-heavy", "haze-dense", "--output", str(output), "--no-progress"]
+    argv += ["--tasks", "noise25", "rain-heavy", "haze-dense", "clean", "--output", str(output), "--no-progress"]
 
     assert quality_main(argv) == 0
 
-    report = json.loads(output.read_text())
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    report = json.loads(output.read_text(), parse_constant=refuse)
     assert {"date", "model", "backend", "machine", "notes", "summary", "images", "pictures", "trained_on"} <= set(
         report
     )
     assert {"platform", "cpu_count", "packages"} <= set(report["machine"])
     assert report["trained_on"]["degradations"] == "v3"  # the checkpoint records no set: made before the families
-    assert list(report["summary"]) == ["noise25", "rain-heavy", "haze-dense"]
+    assert list(report["summary"]) == ["noise25", "rain-heavy", "haze-dense", "clean"]
     training = {task: methods["training"] for task, methods in report["summary"].items()}
-    assert training == {"noise25": "seen", "rain-heavy": "held out", "haze-dense": "held out"}
-    assert len(report["images"]) == 3
-    for record in report["images"]:
+    assert training == {"noise25": "seen", "rain-heavy": "held out", "haze-dense": "held out", "clean": "-"}
+    assert len(report["images"]) == 4
+    for record in report["images"][:3]:
         assert record["size"] == [64, 64] and record["dsrir"]["seconds"] > 0
         expected = {"noise25": {"nlm"}, "rain-heavy": set(), "haze-dense": {"dcp"}}[record["task"]]
         assert {"input", "dsrir"} | expected <= set(record)
+    clean = report["images"][3]  # the photo undegraded: the model's output scored against the photo itself
+    assert set(clean) == {"task", "image", "size", "dsrir"} and 0 < clean["dsrir"]["psnr"] < 100
     assert 2 <= report["images"][1]["params"]["layers"] <= 5 and report["images"][2]["params"]["beta"] >= 0.1
     assert report["summary"]["noise25"]["nlm"]["psnr"] > report["summary"]["noise25"]["input"]["psnr"]
     assert report["pictures"] == {
         "noise25": "quality-noise25.png",
         "rain-heavy": "quality-rain-heavy.png",
         "haze-dense": "quality-haze-dense.png",
+        "clean": "quality-clean.png",
     }
     for name in report["pictures"].values():
         picture = cv2.imread(str(output.parent / name))

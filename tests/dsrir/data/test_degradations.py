@@ -325,6 +325,10 @@ def test_clean_fraction_leaves_that_share_of_samples_clean_and_zero_draws_nothin
 
 
 def test_family_evaluation_labels_record_their_draws(clean_dir: Path) -> None:
+    clean = synthetic_sets(clean_dir, ["clean"], crop=48)[0][0]  # the photo itself, as input and as target
+    assert clean.task == "clean" and np.array_equal(clean.degraded, clean.target)
+    assert clean.degraded.shape == (48, 48, 3)
+    assert clean.degraded is not clean.target and parse_degradations(["families"]).coverage("clean") == "-"
     sets = synthetic_sets(clean_dir, ["rain-heavy", "haze-dense:beta=0.25..0.3", "noise-gaussian"], crop=48)
     heavy, dense, noise = sets[0][1], sets[1][1], sets[2][1]
     assert heavy.task == "rain-heavy" and 2 <= heavy.params["layers"] <= 5 and heavy.degraded.shape == (48, 48, 3)
@@ -336,5 +340,5 @@ def test_family_evaluation_labels_record_their_draws(clean_dir: Path) -> None:
     )  # rain families are scored on Y, as rain
     with pytest.raises(DSRIRError, match="outside its stated range"):
         synthetic_sets(clean_dir, ["haze-dense:beta=0.5..0.6"])
-    with pytest.raises(DSRIRError, match="or a degradation family"):
+    with pytest.raises(DSRIRError, match="or a degradation"):
         synthetic_sets(clean_dir, ["snow"])
