@@ -102,7 +102,8 @@ def score_checkpoint(
         "weights": which,
         "average_psnr": average(results).psnr,
         "tasks": {r.task: {"psnr": r.psnr, "ssim": r.ssim, "count": r.count} for r in results},
-        "input": {r.task: r.input_psnr for r in results},
+        # a clean frame's input is its target (infinite PSNR): it has no input score
+        "input": {r.task: r.input_psnr for r in results if math.isfinite(r.input_psnr)},
     }
 
 
@@ -112,9 +113,8 @@ def format_table(points: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
     header = f"{'step':>6} {'epoch':>5} {'weights':>7} " + " ".join(f"{t:>{width}}" for t in tasks) + f" {'mean':>7}"
     lines = [header, "-" * len(header)]
     given = points[0]["input"]
-    mean_input = sum(given[t] for t in tasks) / len(tasks)
-    lines.append(f"{'':>6} {'':>5} {'input':>7} " + " ".join(f"{given[t]:>{width}.2f}" for t in tasks))
-    lines[-1] += f" {mean_input:>7.2f}"
+    cells = " ".join(f"{given[t]:>{width}.2f}" if t in given else f"{'-':>{width}}" for t in tasks)
+    lines.append(f"{'':>6} {'':>5} {'input':>7} {cells} {sum(given.values()) / len(given):>7.2f}" if given else "")
     for point in points:
         cells = " ".join(f"{point['tasks'][t]['psnr']:>{width}.2f}" for t in tasks)
         lines.append(
@@ -142,8 +142,8 @@ def draw(points: Sequence[dict[str, Any]], tasks: Sequence[str], title: str) -> 
                 label = {"ema": "EMA", "raw": "raw"}[which]
                 axis.plot([p["step"] for p in line], values, style, markersize=3, label=label)
         given = points[0]["input"]
-        level = sum(given.values()) / len(given) if panel == "mean" else given[panel]
-        if math.isfinite(level):  # a clean frame's input is its target: no line to draw
+        level = sum(given.values()) / len(given) if panel == "mean" and given else given.get(panel)
+        if level is not None:  # none for clean frames, whose input is the target
             axis.axhline(level, color="grey", linestyle=":", label="input")
         axis.set_title(panel, fontsize=9)
         axis.set_xlabel("step", fontsize=8)

@@ -7,6 +7,8 @@ holds channels). "rgb" scores every task on RGB, as PromptIR-lineage papers do. 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -44,6 +46,8 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
 def psnr(restored: np.ndarray, target: np.ndarray, y_channel: bool = False) -> float:
     """PSNR in dB with data range 1; inf for identical images."""
     a, b = _pair(restored, target, y_channel)
+    if np.array_equal(a, b):  # a clean frame scored against itself; skimage would divide by zero to get there
+        return math.inf
     return float(peak_signal_noise_ratio(b, a, data_range=1.0))
 
 

@@ -62,17 +62,22 @@ def test_trajectory_scores_ema_and_raw_weights_of_every_checkpoint(
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     output = tmp_path / "out" / "trajectory.json"
     argv = [str(tmp_path / "session"), str(tmp_path / "broken.pth"), "--photos", str(photos), "--crop", "32"]
-    argv += ["--tasks", "noise25", "rain-heavy", "--output", str(output), "--no-progress", "--device", "cpu"]
+    argv += ["--tasks", "noise25", "rain-heavy", "clean", "--output", str(output), "--no-progress", "--device", "cpu"]
 
     assert trajectory_main(argv) == 1  # done, but one input was skipped
 
     captured = capsys.readouterr()
     assert "skipped: " in captured.err and "broken.pth: not a readable PyTorch checkpoint" in captured.err
-    report = json.loads(output.read_text())
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    report = json.loads(output.read_text(), parse_constant=refuse)  # no input score for clean frames (infinite)
     points = report["points"]
+    assert set(points[0]["input"]) == {"noise25", "rain-heavy"} and "clean" in points[0]["tasks"]
     assert [(p["step"], p["weights"]) for p in points] == [(10, "ema"), (10, "raw"), (20, "ema"), (20, "raw")]
     assert [Path(p).name for p in report["checkpoints"]] == ["model_1.pth", "model_2.pth"]  # latest repeats 2
-    sets = synthetic_sets(photos, tasks=["noise25", "rain-heavy"], seed=0, crop=32)
+    sets = synthetic_sets(photos, tasks=["noise25", "rain-heavy", "clean"], seed=0, crop=32)
     for point in points:  # each number is the weights it names, not the other set
         expected = evaluate_sets(Restorer(models[(point["step"], point["weights"])]), sets, "paper", progress=False)
         assert point["average_psnr"] == pytest.approx(average(expected).psnr)
