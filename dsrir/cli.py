@@ -180,6 +180,7 @@ positive_int = _number_type(int, lambda v: v >= 1, "a whole number >= 1")
 non_negative_int = _number_type(int, lambda v: v >= 0, "a whole number >= 0")
 positive_float = _number_type(float, lambda v: 0 < v < math.inf, "a number > 0")
 non_negative_float = _number_type(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+share = _number_type(float, lambda v: 0 <= v < 1, "a share from 0 up to (not including) 1")
 
 
 def frame_size(text: str, example: str = "1280x720") -> tuple[int, int]:

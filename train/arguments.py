@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dsrir.cli import non_negative_int, positive_int
+from dsrir.cli import non_negative_int, positive_int, share
 from dsrir.data.degradations import FAMILIES, V3_FAMILIES
 from dsrir.errors import DSRIRError
 from dsrir.modes import MODE_TASKS
@@ -85,7 +85,7 @@ def add_data_arguments(
     )
     data.add_argument(
         "--clean-fraction",
-        type=float,
+        type=share,
         default=defaults.clean_fraction,
         metavar="P",
         help="with --synthetic: leave this share of the samples undegraded (input = target), so the network learns "
@@ -126,8 +126,6 @@ def check_data_config(cfg: TrainConfig) -> str | None:
         return f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})"
     if cfg.synthetic is None and (cfg.hold_out or cfg.degradations != TrainConfig().degradations):
         return "--degradations and --hold-out choose synthetic degradations: use them with --synthetic"
-    if not 0.0 <= cfg.clean_fraction < 1.0:
-        return f"--clean-fraction {cfg.clean_fraction}: expected a share from 0 up to (not including) 1"
     if cfg.clean_fraction and cfg.synthetic is None:
         return "--clean-fraction leaves synthetic samples clean: use it with --synthetic"
     try:

@@ -168,7 +168,7 @@ def test_degradation_flags_choose_what_synthetic_training_draws(
         ({"degradations": "rain-slanted:tilt=0..10"}, "outside its stated range"),
         ({"hold_out": "haze-light haze-dense haze-nonhomogeneous"}, "leave no family for haze"),
         ({"ema_decay": 1.0}, "--ema-decay 1: expected 0 (off)"),
-        ({"clean_fraction": "1"}, "--clean-fraction 1.0: expected a share from 0 up to (not including) 1"),
+        ({"clean_fraction": "1"}, "--clean-fraction: '1': expected a share from 0 up to (not including) 1"),
     ):
         with pytest.raises(SystemExit):
             main(tiny_args(clean_dir, tmp_path, "x", **flags))
