@@ -12,7 +12,8 @@ camera sees mostly clean ones, and must leave them alone.
 
 Generalisation is measured, not assumed: the "training" column says whether the model's training drew from each
 task ("seen", "partly seen", "held out"), from the set recorded in the checkpoint or safetensors (for an ``.onnx``,
-its sibling ``.safetensors``; weights that record none were trained on the v3 generator) or ``--trained-on``.
+its sibling ``.safetensors``; weights that record none were trained on the v3 generator) or ``--trained-on``;
+for ``clean``, from the share of samples the weights record as left clean ("-" where they record none).
 Leave-one-out across the families: train once per family with ``python -m train --hold-out FAMILY`` and score
 each model here; its held-out row is the number that counts.
 
@@ -34,6 +35,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
@@ -144,30 +146,56 @@ def score_set(
     return records, kept
 
 
-def recorded_degradations(model: Path) -> str | None:
-    """The synthetic set the model's training drew from, as its weights record it (``.pth``: the checkpoint;
-    ``.safetensors``: its metadata; ``.onnx``: its sibling ``.safetensors``), or None."""
+@dataclass(frozen=True)
+class Training:
+    """What the model's training drew from: the degradation set, where that was learnt, and the share of samples
+    left clean (None: not recorded)."""
+
+    degradations: DegradationSet
+    source: str
+    clean_fraction: float | None = None
+
+    def coverage(self, task: str) -> str:
+        """The "training" column: how much of ``task`` training drew from; ``clean`` is "seen" when some samples
+        were left clean, "held out" when none were, "-" when the weights do not say."""
+        if task != CLEAN_LABEL or self.clean_fraction is None:
+            return self.degradations.coverage(task)
+        return "seen" if self.clean_fraction > 0 else "held out"
+
+    def describe(self) -> str:
+        clean = "" if self.clean_fraction is None else f"; {self.clean_fraction:g} of the samples left clean"
+        return f"{self.degradations.spec}{clean} ({self.source})"
+
+
+def recorded_training(model: Path) -> dict[str, str]:
+    """What the weights record of their training data (``degradations``, ``clean_fraction``), as text: ``.pth``
+    the checkpoint, ``.safetensors`` its metadata, ``.onnx`` its sibling ``.safetensors``; empty when none."""
+    keys = ("degradations", "clean_fraction")
     if model.suffix == ".pth":
         from dsrir.checkpoint import read_weights
 
-        return read_weights(model).metadata.get("degradations")
+        metadata = read_weights(model).metadata
+        return {key: str(metadata[key]) for key in keys if metadata.get(key) is not None}
     weights = model.with_suffix(".safetensors")
     if not weights.is_file():
-        return None
+        return {}
     with open(weights, "rb") as handle:  # the header alone, without torch: 8-byte length, then JSON
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
-    return header.get("__metadata__", {}).get("degradations")
+    return {key: value for key, value in header.get("__metadata__", {}).items() if key in keys}
 
 
-def trained_on(model: Path, given: Sequence[str] | None) -> tuple[DegradationSet, str]:
-    """What training drew from and where that was learnt: ``--trained-on``, the model's record, or v3."""
+def trained_on(model: Path, given: Sequence[str] | None) -> Training:
+    """What training drew from: ``--trained-on``, the model's record, or v3 (weights that record nothing were
+    trained before the families, on the v3 generator, which leaves no sample clean)."""
     if given:
-        return parse_degradations(given, tasks=None), "--trained-on"
-    recorded = recorded_degradations(model)
-    if recorded:
-        return parse_degradations([recorded], tasks=None), "the model's record"
-    return parse_degradations([V3]), "no record in the weights: trained before the families"
+        return Training(parse_degradations(given, tasks=None), "--trained-on")
+    recorded = recorded_training(model)
+    if "degradations" in recorded:
+        clean = recorded.get("clean_fraction")
+        degradations = parse_degradations([recorded["degradations"]], tasks=None)
+        return Training(degradations, "the model's record", None if clean is None else float(clean))
+    return Training(parse_degradations([V3]), "no record in the weights: trained before the families", 0.0)
 
 
 def expand_tasks(tasks: Sequence[str], trained: DegradationSet) -> list[str]:
@@ -337,8 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DSRIRError(f"no --model given and the shipped weights/{model.name} is missing; pass --model FILE")
         if not model.is_file():
             raise DSRIRError(f"--model {model}: not found")
-        trained, trained_source = trained_on(model, args.trained_on)
-        tasks = expand_tasks(args.tasks, trained)
+        trained = trained_on(model, args.trained_on)
+        tasks = expand_tasks(args.tasks, trained.degradations)
         sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
         dsrir, description = dsrir_method(model)
         cbm3d = has_bm3d()
@@ -361,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         methods["training"] = trained.coverage(task)
     notes = notes_for(tasks, cbm3d)
     print(f"{model}: {description}; protocol {args.protocol}, crop {args.crop}, seed {args.seed}")
-    print(f"trained on: {trained.spec} ({trained_source})")
+    print(f"trained on: {trained.describe()}")
     print(format_table(summary))
     for note in notes:
         print(f"note: {note}")
@@ -374,7 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "protocol": args.protocol,
         "tasks": tasks,
-        "trained_on": {"degradations": trained.spec, "source": trained_source},
+        "trained_on": {
+            "degradations": trained.degradations.spec,
+            "clean_fraction": trained.clean_fraction,
+            "source": trained.source,
+        },
         "machine": machine_info(),
         "notes": notes,
         "summary": summary,

@@ -123,9 +123,8 @@ def _read_pth(path: Path, which: WhichWeights) -> tuple[StateDict, dict[str, Any
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DSRIRError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if isinstance(blob, dict) and "state_dict" in blob:
-        meta = {
-            k: v for k, v in blob.items() if k in ("epoch", "global_step", "preset", "config", "mode", "degradations")
-        }
+        recorded = ("epoch", "global_step", "preset", "config", "mode", "degradations", "clean_fraction")
+        meta = {k: v for k, v in blob.items() if k in recorded}
         meta["weights"] = "ema" if which == "ema" and "state_dict_ema" in blob else "raw"
         state_dict = blob["state_dict_ema"] if meta["weights"] == "ema" else blob["state_dict"]
     elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
@@ -147,6 +146,8 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any]]:
     meta: dict[str, Any] = dict(raw_meta)
     if "config" in meta:
         meta["config"] = json.loads(meta["config"])
+    if "clean_fraction" in meta:  # safetensors metadata holds strings only
+        meta["clean_fraction"] = float(meta["clean_fraction"])
     return state_dict, meta
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from dsrir.atomic import write_text_atomic
 from dsrir.cli import command, positive_int
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.data.degradations import CLEAN_LABEL
 from dsrir.data.eval_sets import EvalSet, center_crop_to_multiple, denoise_set, rain100l_set, sots_set, synthetic_sets
 from dsrir.errors import DSRIRError
 from dsrir.imageio import write_image
@@ -43,7 +45,8 @@ MODE_TASKS = {
 
 @dataclass
 class TaskResult:
-    """Mean scores of one task; ``input_*`` score the degraded input itself, the baseline to beat."""
+    """Mean scores of one task; ``input_*`` score the degraded input itself, the baseline to beat (NaN for
+    ``clean``: the input is the target, there is nothing to beat)."""
 
     task: str
     psnr: float
@@ -63,15 +66,15 @@ def evaluate_sets(
     """Restore every sample and average PSNR/SSIM per task (grouped by each sample's task)."""
     from dsrir.metrics import score
 
+    no_input = (float("nan"), float("nan"))
     scores: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     for eval_set in sets:
         for sample in tqdm(eval_set, desc=f"eval {eval_set.task}", disable=not progress, leave=False):
             degraded = center_crop_to_multiple(sample.degraded, 8)
             target = center_crop_to_multiple(sample.target, 8)
             restored = restorer(degraded)
-            scores[sample.task].append(
-                (*score(restored, target, sample.task, protocol), *score(degraded, target, sample.task, protocol))
-            )
+            inputs = no_input if sample.task == CLEAN_LABEL else score(degraded, target, sample.task, protocol)
+            scores[sample.task].append((*score(restored, target, sample.task, protocol), *inputs))
             if save_dir is not None:
                 write_image(save_dir / sample.task / f"{Path(sample.name).stem}.png", restored)
     results = []
@@ -82,7 +85,7 @@ def evaluate_sets(
 
 
 def average(results: Sequence[TaskResult]) -> TaskResult:
-    """Mean over tasks (not images), as the paper's 'average' column."""
+    """Mean over tasks (not images), as the paper's 'average' column (input NaN when a task has none)."""
 
     def mean(field: str) -> float:
         return float(np.mean([getattr(r, field) for r in results]))
@@ -103,9 +106,11 @@ def format_table(results: Sequence[TaskResult], title: str = "") -> str:
     for r in rows:
         if r.task == "average":
             lines.append(rule)
+        scored_input = math.isfinite(r.input_psnr)
+        input_psnr, gain = (f"{r.input_psnr:.2f}", f"{r.psnr - r.input_psnr:+.2f}") if scored_input else ("-", "-")
+        input_ssim = f"{r.input_ssim:.4f}" if scored_input else "-"
         lines.append(
-            f"{r.task:<10} {r.count:>6} {r.input_psnr:>10.2f} {r.psnr:>7.2f} {r.psnr - r.input_psnr:>+6.2f} "
-            f"{r.input_ssim:>10.4f} {r.ssim:>7.4f}"
+            f"{r.task:<10} {r.count:>6} {input_psnr:>10} {r.psnr:>7.2f} {gain:>6} {input_ssim:>10} {r.ssim:>7.4f}"
         )
     return "\n".join(lines)
 

@@ -44,10 +44,10 @@ def main() -> None:
         model, loaded = load_model(args.checkpoint)
         mode = recorded_mode(loaded.metadata) or DEFAULT_MODE
         extra = {"mode": mode, "source_sha256": file_sha256(args.checkpoint)}
-        # "weights": ema or raw (dsrir.checkpoint); "degradations": the synthetic set trained on (quality.py reads it)
-        extra.update(
-            {key: str(loaded.metadata[key]) for key in ("weights", "degradations") if loaded.metadata.get(key)}
-        )
+        # "weights": ema or raw (dsrir.checkpoint); "degradations": the synthetic set trained on, "clean_fraction": the
+        # share of its samples left clean (quality.py reads both)
+        recorded = ("weights", "degradations", "clean_fraction")
+        extra.update({key: str(loaded.metadata[key]) for key in recorded if loaded.metadata.get(key) is not None})
         position = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
         WEIGHTS_DIR.mkdir(exist_ok=True)
         save_safetensors(weights, model, loaded.preset, extra)
@@ -61,6 +61,7 @@ def main() -> None:
                 "global_step": position.get("global_step"),
                 "weights": extra.get("weights"),
                 "degradations": extra.get("degradations"),
+                "clean_fraction": loaded.metadata.get("clean_fraction"),
                 "history": [*record.get("history", []), args.note] if args.note else record.get("history", []),
             }
         )

@@ -27,6 +27,7 @@ class TrainData:
     samples_per_epoch: int
     description: str
     degradations: str | None = None  # the synthetic set's spec; None for a CSV
+    clean_fraction: float = 0.0  # share of the synthetic samples left undegraded
 
 
 def build_data(cfg: TrainConfig) -> TrainData:
@@ -48,7 +49,7 @@ def build_data(cfg: TrainConfig) -> TrainData:
             clean_fraction=cfg.clean_fraction,
         )
         validation = synthetic_validation_set(
-            val_photos, cfg.tasks, cfg.val_size, seed=cfg.seed, degradations=degradations
+            val_photos, cfg.tasks, cfg.val_size, seed=cfg.seed, degradations=degradations, clean=cfg.clean_fraction > 0
         )
         # a folder of photos is small: an epoch visits each photo many times with fresh crops and degradations
         samples = cfg.samples_per_epoch or max(len(train_photos), 1000)
@@ -57,7 +58,7 @@ def build_data(cfg: TrainConfig) -> TrainData:
             f"{len(train_photos)} clean photos from {cfg.synthetic} (synthetic {mix}; degradations {degradations.spec}"
             + (f"; {cfg.clean_fraction:g} of the samples left clean)" if cfg.clean_fraction else ")")
         )
-        return TrainData(train_set, validation, samples, description, degradations.spec)
+        return TrainData(train_set, validation, samples, description, degradations.spec, cfg.clean_fraction)
 
     if cfg.train_dir is None:
         raise DSRIRError("give --train-dir (with a training CSV) or --synthetic CLEAN_DIR")

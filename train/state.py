@@ -3,7 +3,8 @@ resume needs (scheduler, position inside the epoch, RNG, best score). Written at
 
 ``state_dict`` holds the raw weights the optimiser trains (what ``--resume`` continues); with EMA on,
 ``state_dict_ema`` holds their moving average (``ema_decay``), which validation and every weight file read from
-the checkpoint use (``dsrir.checkpoint.read_weights``). ``degradations`` records the synthetic set trained on."""
+the checkpoint use (``dsrir.checkpoint.read_weights``). ``degradations`` records the synthetic set trained on and
+``clean_fraction`` the share of its samples left clean (0 recorded too: it tells "none" from "not recorded")."""
 
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ def save_training_state(
     best_psnr: float | None,
     ema: ModelEMA | None = None,
     degradations: str | None = None,
+    clean_fraction: float = 0.0,
 ) -> None:
     """``epoch`` is the last completed epoch (official meaning); ``batches_done`` counts the
     batches already trained in the epoch after it (0 at an epoch boundary)."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    extra: dict[str, Any] = {"degradations": degradations} if degradations else {}
+    extra: dict[str, Any] = {"degradations": degradations, "clean_fraction": clean_fraction} if degradations else {}
     if ema is not None:
         extra.update(state_dict_ema=ema.state_dict(), ema_decay=ema.decay)
     checkpoint = official_checkpoint(

@@ -169,6 +169,7 @@ class Trainer:
                 self.best_psnr,
                 self.ema,
                 self.data.degradations,
+                self.data.clean_fraction,
             )
         return path
 

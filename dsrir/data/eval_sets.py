@@ -326,9 +326,11 @@ def synthetic_validation_set(
     crop: int,
     seed: int = 0,
     degradations: DegradationSet = DEFAULT_DEGRADATIONS,
+    clean: bool = False,
 ) -> EvalSet:
     """Every image under every task (noise at sigma 25; rain and haze as each family of ``degradations`` that
-    training draws from, or the v3 labels), centre-cropped, degraded deterministically.
+    training draws from, or the v3 labels), centre-cropped, degraded deterministically; with ``clean``, each
+    image undegraded too (for training that leaves some samples clean: it learns to leave such frames alone).
 
     No paths give an empty set (no validation), as :func:`pair_validation_set` does for no pairs.
     """
@@ -336,6 +338,6 @@ def synthetic_validation_set(
     unknown = [task for task in tasks if task not in TASKS]
     if unknown or not tasks:
         raise DSRIRError(f"unknown or no tasks {list(tasks)}; expected some of {', '.join(TASKS)}")
-    labels = degradations.validation_labels(tasks, SYNTHETIC_VALIDATION_SIGMA)
+    labels = degradations.validation_labels(tasks, SYNTHETIC_VALIDATION_SIGMA) + ([CLEAN_LABEL] if clean else [])
     items = [_synthetic_item(Path(path), label, seed, crop) for path in paths for label in labels]
     return EvalSet("mixed", items)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dsrir import baselines
-from dsrir.checkpoint import official_checkpoint, save_pth, save_safetensors
+from dsrir.checkpoint import official_checkpoint, read_weights, save_pth, save_safetensors
 from dsrir.data.degrade import add_haze
 from dsrir.data.eval_sets import official_test_noise
 from dsrir.errors import DSRIRError
@@ -89,6 +89,7 @@ def quality_main() -> Callable[[list[str]], int]:
     spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.main  # type: ignore[no-any-return]
 
@@ -120,7 +121,8 @@ def test_quality_benchmark_end_to_end(
     assert report["trained_on"]["degradations"] == "v3"  # the checkpoint records no set: made before the families
     assert list(report["summary"]) == ["noise25", "rain-heavy", "haze-dense", "clean"]
     training = {task: methods["training"] for task, methods in report["summary"].items()}
-    assert training == {"noise25": "seen", "rain-heavy": "held out", "haze-dense": "held out", "clean": "-"}
+    # no record: trained on the v3 generator, which leaves no sample clean
+    assert training == {"noise25": "seen", "rain-heavy": "held out", "haze-dense": "held out", "clean": "held out"}
     assert len(report["images"]) == 4
     for record in report["images"][:3]:
         assert record["size"] == [64, 64] and record["dsrir"]["seconds"] > 0
@@ -183,16 +185,28 @@ def test_quality_benchmark_scores_what_training_held_out(
                 "haze-nonhomogeneous",
             ]
         ),
+        "clean_fraction": None,  # recorded before --clean-fraction was
         "source": "the model's record",
     }
     assert {t: m["training"] for t, m in report["summary"].items()} == {
         "rain-slanted": "partly seen",
         "rain-slanted:tilt=45..55": "held out",
     }
-    recorded = quality_main.__globals__["recorded_degradations"]
-    save_safetensors(tmp_path / "w.safetensors", model, "dsrir-xs", {"degradations": "rain-light haze-dense"})
-    assert recorded(tmp_path / "w.onnx") == recorded(tmp_path / "w.safetensors") == "rain-light haze-dense"
-    assert recorded(tmp_path / "none.onnx") is None
+    recorded = quality_main.__globals__["recorded_training"]
+    written = {"degradations": "rain-light haze-dense", "clean_fraction": "0.1"}
+    save_safetensors(tmp_path / "w.safetensors", model, "dsrir-xs", written)
+    assert recorded(tmp_path / "w.onnx") == recorded(tmp_path / "w.safetensors") == written
+    assert read_weights(tmp_path / "w.safetensors").metadata["clean_fraction"] == 0.1
+    assert recorded(tmp_path / "none.onnx") == {}
+
+    with_clean = official_checkpoint(model, "dsrir-xs", epoch=0, degradations="families", clean_fraction=0.1)
+    save_pth(tmp_path / "clean.pth", with_clean)
+    clean_argv = ["--model", str(tmp_path / "clean.pth"), "--photos", str(photos), "--crop", "32", "--tasks", "clean"]
+    capsys.readouterr()
+    assert quality_main([*clean_argv, "--output", str(output), "--no-progress"]) == 0
+    report = json.loads(output.read_text())
+    assert report["trained_on"]["clean_fraction"] == 0.1 and report["summary"]["clean"]["training"] == "seen"
+    assert "0.1 of the samples left clean (the model's record)" in capsys.readouterr().out
     capsys.readouterr()
     assert quality_main([*argv, "held-out", "--trained-on", "families"]) == 2
     assert "training drew from every family" in capsys.readouterr().err

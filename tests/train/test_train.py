@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def test_degradation_flags_choose_what_synthetic_training_draws(
 def test_training_writes_checkpoints_validation_log_and_summary(
     tmp_path: Path, clean_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(tiny_args(clean_dir, tmp_path, "run", epochs=2, epoch_chg=2, val_epochs=1)) == 0
+    assert main(tiny_args(clean_dir, tmp_path, "run", epochs=2, epoch_chg=2, val_epochs=1, clean_fraction=0.25)) == 0
     models = tmp_path / "all_in_one" / "models" / "run"
     assert sorted(p.name for p in models.iterdir()) == [
         "model_1.pth",
@@ -196,16 +197,20 @@ def test_training_writes_checkpoints_validation_log_and_summary(
     ]
     _, weights = load_model(models / "model_best.pth")  # official format, strict load
     assert weights.preset == "dsrir-xs" and weights.metadata["epoch"] in (1, 2)
+    assert weights.metadata["clean_fraction"] == 0.25  # what quality.py and ship_weights.py read
     blob = latest(tmp_path, "run")
     assert set(blob) >= {"epoch", "state_dict", "optimizer", "preset", "scheduler", "rng", "state_dict_ema"}
-    assert blob["degradations"] == " ".join(FAMILIES) and blob["ema_decay"] == 0.999
+    assert blob["degradations"] == " ".join(FAMILIES) and blob["ema_decay"] == 0.999 and blob["clean_fraction"] == 0.25
     assert blob["epoch"] == 2 and blob["global_step"] == 4
     records = [json.loads(line) for line in (tmp_path / "all_in_one" / "results" / "run" / "validation.jsonl").open()]
     assert [r["epoch"] for r in records] == [1, 2]
-    assert list(records[0]["tasks"]) == ["noise25", *(name for name in FAMILIES if name != "noise-gaussian")]
+    # --clean-fraction > 0: validation also scores the photos undegraded
+    assert list(records[0]["tasks"]) == ["noise25", *(name for name in FAMILIES if name != "noise-gaussian"), "clean"]
     assert all(10 < r["average_psnr"] < 60 for r in records)
     out = capsys.readouterr().out
     assert "validation at epoch 2" in out and "best validation PSNR" in out
+    assert re.search(r"^clean +\d+ +- +\d+\.\d+ +- +- +", out, re.MULTILINE)  # no input score: it is the target
+    assert re.search(r"^average +\d+ +- ", out, re.MULTILINE)
     summary = json.loads((tmp_path / "all_in_one" / "results" / "run" / "train_summary.json").read_text())
     assert summary["epochs completed"] == "2/2"
 
