@@ -193,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"skipped: {line}", file=sys.stderr)
         if not checkpoints:
             raise DSRIRError("no readable training checkpoint among the inputs")
-        trained, _ = trained_on(checkpoints[-1].path, None)
-        tasks = expand_tasks(args.tasks, trained)
+        training = trained_on(checkpoints[-1].path, None)
+        tasks = expand_tasks(args.tasks, training.degradations)
         sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
         device = pick_device(args.device)
         jobs = [(c, w) for c in checkpoints for w in WEIGHTS if w == "raw" or c.has_ema]
@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DSRIRError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
-    print(f"trained on: {trained.spec}; photos {args.photos}, crop {args.crop}, seed {args.seed}, {args.protocol}")
+    print(f"trained on: {training.describe()}")
+    print(f"photos {args.photos}, crop {args.crop}, seed {args.seed}, protocol {args.protocol}")
     print(format_table(points, tasks))
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "protocol": args.protocol,
         "tasks": tasks,
-        "trained_on": trained.spec,
+        "trained_on": training.degradations.spec,
         "machine": machine_info(),
         "points": points,
         "picture": picture.name,

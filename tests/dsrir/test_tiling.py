@@ -1,6 +1,6 @@
 """One tiling policy (dsrir.tiling) offline and live: tiles cover the image with equal windows, ramps blend them, and
 the same image restored in tiles by the Restorer (PyTorch) and by the runtime (ONNX Runtime, ``--fit tile``) comes
-out with the same pixels."""
+out with the same pixels, up to rounding."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ from runtime.frames import FrameRunner
 from runtime.video import main as video_main
 from tests.conftest import natural_like_image
 from tests.paths import SHIPPED_CHECKPOINT, SHIPPED_ONNX
+
+
+def assert_same_pixels_up_to_rounding(offline: np.ndarray, live: np.ndarray) -> None:
+    """PyTorch and ONNX Runtime compute the same float image with different kernels, and which kernels depends on
+    the CPU (AVX-512 machines round differently from AVX2 ones in the last bits), so a value on a rounding boundary
+    may land one grey level apart. A different tiling (tile size, overlap, blend) moves whole bands, and by more."""
+    difference = np.abs(offline.astype(int) - live.astype(int))
+    differing = np.count_nonzero(difference)
+    assert difference.max() <= 1, f"{differing} values differ, by up to {difference.max()}"
+    assert differing <= 0.005 * difference.size, f"{differing} of {difference.size} values differ by one"
 
 
 def test_tile_starts_cover_the_length_with_equal_windows() -> None:
@@ -65,8 +75,7 @@ def test_offline_and_live_tiles_give_the_same_pixels() -> None:
     backend = open_backend(SHIPPED_ONNX, "onnxruntime")
     backend.profile = Profile(max_hw=(tile, tile))  # an engine that takes at most 48 x 48: --fit tile
     live = cv2.cvtColor(FrameRunner(backend, "tile").run(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)), cv2.COLOR_BGR2RGB)
-    difference = np.abs(offline.astype(int) - live.astype(int))
-    assert difference.max() == 0, f"{np.count_nonzero(difference)} values differ, by up to {difference.max()}"
+    assert_same_pixels_up_to_rounding(offline, live)
 
 
 def test_dsrir_restore_and_runtime_video_tile_one_photo_alike(tmp_path: Path) -> None:
@@ -83,7 +92,7 @@ def test_dsrir_restore_and_runtime_video_tile_one_photo_alike(tmp_path: Path) ->
     assert restore_main([*argv, "--max-memory", str(budget)]) == 0
     argv = ["--input", str(photos), "--output", f"{live}/", "--model", str(SHIPPED_ONNX), "--fit", "tile"]
     assert video_main([*argv, "--max-memory", str(budget), "--no-progress"]) == 0
-    assert np.array_equal(cv2.imread(str(offline / "photo.png")), cv2.imread(str(live / "photo.png")))
+    assert_same_pixels_up_to_rounding(cv2.imread(str(offline / "photo.png")), cv2.imread(str(live / "photo.png")))
 
 
 class Uint8Identity(Backend):
