@@ -13,7 +13,8 @@ camera sees mostly clean ones, and must leave them alone.
 Generalisation is measured, not assumed: the "training" column says whether the model's training drew from each
 task ("seen", "partly seen", "held out"), from the set recorded in the checkpoint or safetensors (for an ``.onnx``,
 its sibling ``.safetensors``; weights that record none were trained on the v3 generator) or ``--trained-on``;
-for ``clean``, from the share of samples the weights record as left clean ("-" where they record none).
+for ``clean``, from the share of samples the weights record as left clean ("-" where they record a set but no
+share, as weights made before the share was recorded).
 Leave-one-out across the families: train once per family with ``python -m train --hold-out FAMILY`` and score
 each model here; its held-out row is the number that counts.
 
