@@ -85,13 +85,15 @@ def evaluate_sets(
 
 
 def average(results: Sequence[TaskResult]) -> TaskResult:
-    """Mean over tasks (not images), as the paper's 'average' column (input NaN when a task has none)."""
+    """Mean over the restoration tasks (not images), as the paper's 'average' column. ``clean`` (no input score) is
+    left out: its PSNR is unbounded (an untouched frame scores infinity) and would decide the best checkpoint alone."""
+    restored = [r for r in results if math.isfinite(r.input_psnr)] or list(results)
 
     def mean(field: str) -> float:
-        return float(np.mean([getattr(r, field) for r in results]))
+        return float(np.mean([getattr(r, field) for r in restored]))
 
     return TaskResult(
-        "average", mean("psnr"), mean("ssim"), sum(r.count for r in results), mean("input_psnr"), mean("input_ssim")
+        "average", mean("psnr"), mean("ssim"), sum(r.count for r in restored), mean("input_psnr"), mean("input_ssim")
     )
 
 
