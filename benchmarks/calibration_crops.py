@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -51,6 +50,7 @@ from calibration.qdq import insert_qdq  # noqa: E402
 from calibration.ranges import Ranges  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.cpuinfo import cpu_name  # noqa: E402
 from dsrir.data.eval_sets import DEFAULT_EVAL_TASKS, EvalSet, synthetic_sets  # noqa: E402
 from dsrir.digest import file_sha256  # noqa: E402
 from dsrir.graph.save import save_onnx  # noqa: E402
@@ -60,13 +60,6 @@ from runtime.video import DEFAULT_MODEL  # noqa: E402
 
 def label(crop: tuple[int, int] | None) -> str:
     return "none" if crop is None else f"{crop[0]}x{crop[1]}"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.startswith("model name"):
-            return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
 
 
 def timed(work: Any, *args: Any, **kw: Any) -> tuple[Any, float, float]:

@@ -38,16 +38,10 @@ from speed import calibration_frames  # noqa: E402
 from calibration.ort_int8 import quantize_for_cpu  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.cpuinfo import cpu_name  # noqa: E402
 from dsrir.graph.session import ort_session  # noqa: E402
 from runtime.backends.cpu_int8 import fit_to_cpu, read_cpu_features  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
-
-
-def cpu_model_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.startswith("model name"):
-            return line.partition(":")[2].strip()
-    return "unknown CPU"
 
 
 def session(model: onnx.ModelProto, threads: int, optimized: bool = True) -> Any:
@@ -119,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     medians = {label: statistics.median(values) for label, values in times.items()}
     h, w = frame.shape[2:]
     print(
-        f"\n{cpu_model_name()} ({cpu.describe()}), {args.threads} threads, {w}x{h}, calibration {args.method} "
+        f"\n{cpu_name()} ({cpu.describe()}), {args.threads} threads, {w}x{h}, calibration {args.method} "
         f"on {len(calibration)} frames, PSNR over {len(held_out)} held-out frames"
     )
     print("| variant | PSNR vs FP32 (dB) | ms per frame | speed vs FP32 |\n|---|---:|---:|---:|")
@@ -137,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
         )
     report = {
-        "cpu": cpu_model_name(),
+        "cpu": cpu_name(),
         "cpu_features": cpu.describe(),
         "size": [w, h],
         "method": args.method,

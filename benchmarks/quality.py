@@ -53,6 +53,7 @@ from benchmarks.quality_pictures import Panel, comparison_picture  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.baselines import BM3D_MISSING, cbm3d_denoise, dark_channel_dehaze, has_bm3d, nlm_denoise  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter
+from dsrir.cpuinfo import cpu_name  # noqa: E402
 from dsrir.data.degradations import (  # noqa: E402
     CLEAN_LABEL,
     FAMILIES,
@@ -301,6 +302,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "opencv_threads": cv2.getNumThreads(),
@@ -390,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         methods["training"] = trained.coverage(task)
     notes = notes_for(tasks, cbm3d)
     print(f"{model}: {description}; protocol {args.protocol}, crop {args.crop}, seed {args.seed}")
+    print(f"measured on: {cpu_name()}, {os.cpu_count()} cores (the seconds column is this machine's)")
     print(f"trained on: {trained.describe()}")
     print(format_table(summary))
     for note in notes:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli import hidden_alias  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.cpuinfo import cpu_name  # noqa: E402
 from runtime.backends import Backend, open_backend  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
@@ -101,6 +102,7 @@ def machine() -> dict[str, object]:
         "date": dt.date.today().isoformat(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.cpuinfo import cpu_name  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.frame_io import FrameSource  # noqa: E402
 from runtime.frames import FrameRunner  # noqa: E402
@@ -110,16 +111,6 @@ def measure(
         "mean_batch": summary["batch"]["mean"],
         "frames_out": summary["frames_out"],
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def jetson_devices() -> dict[str, tuple[float, float, str]]:

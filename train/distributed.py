@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from dsrir.cpuinfo import cpu_name
 from dsrir.errors import DSRIRError
 
 
@@ -52,6 +53,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name != "cpu":
         raise DSRIRError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
     return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    """The device with the hardware behind it, for the run's log: step times and numbers depend on both."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads)"
+    return str(device)
 
 
 def init_distributed(device_name: str) -> DistContext:

@@ -26,7 +26,7 @@ from dsrir.model.config import DSRIRConfig, get_preset
 from dsrir.model.restorer import Restorer
 from train.config import TrainConfig
 from train.data import build_data, epoch_batches
-from train.distributed import DistContext
+from train.distributed import DistContext, describe_device
 from train.ema import ModelEMA
 from train.loop import StopOnSignal, mixed_precision, optimizer_step, run_steps
 from train.schedule import check_progressive, lr_factor, progressive_stage
@@ -251,7 +251,7 @@ class Trainer:
         with StopOnSignal("saving model_latest.pth") as stop:
             self._log(  # after the handlers are in place: from here on a signal saves (tests wait for this line)
                 f"training {self.preset or 'the checkpoint architecture'} on {self.data.description} "
-                f"with the {cfg.loss} loss, EMA decay {cfg.ema_decay:g}; device {self.ctx.device}, "
+                f"with the {cfg.loss} loss, EMA decay {cfg.ema_decay:g}; device {describe_device(self.ctx.device)}, "
                 f"{self.ctx.world_size} process(es); checkpoints in {cfg.model_dir}"
             )
             for epoch in range(self.start_epoch, cfg.epochs + 1):

@@ -21,11 +21,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from dsrir.cpuinfo import CPUINFO, cpu_flags
 from dsrir.graph.quant import REDUCED_RANGE, largest_weight_code, weight_dequantizers
 
 # CPU flags (Linux /proc/cpuinfo spelling) whose integer dot products accumulate u8 x s8 in int32 without saturation.
 NON_SATURATING_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,7 @@ class CpuFeatures:
 
 def read_cpu_features(cpuinfo: Path = CPUINFO) -> CpuFeatures:
     """The running CPU's features: ``/proc/cpuinfo`` flags where it exists (Linux), none otherwise."""
-    flags: set[str] = set()
-    try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):  # x86 / ARM spelling
-                flags.update(value.split())
-    except OSError:
-        pass
-    return CpuFeatures(platform.machine(), frozenset(flags))
+    return CpuFeatures(platform.machine(), cpu_flags(cpuinfo))
 
 
 def to_reduced_range(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -117,7 +117,7 @@ def test_quality_benchmark_end_to_end(
     assert {"date", "model", "backend", "machine", "notes", "summary", "images", "pictures", "trained_on"} <= set(
         report
     )
-    assert {"platform", "cpu_count", "packages"} <= set(report["machine"])
+    assert {"platform", "cpu", "cpu_count", "packages"} <= set(report["machine"])
     assert report["trained_on"]["degradations"] == "v3"  # the checkpoint records no set: made before the families
     assert list(report["summary"]) == ["noise25", "rain-heavy", "haze-dense", "clean"]
     training = {task: methods["training"] for task, methods in report["summary"].items()}
