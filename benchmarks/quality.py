@@ -16,7 +16,7 @@ its sibling ``.safetensors``; weights that record none were trained on the v3 ge
 for ``clean``, from the share of samples the weights record as left clean ("-" where they record a set but no
 share, as weights made before the share was recorded).
 Leave-one-out across the families: train once per family with ``python -m train --hold-out FAMILY`` and score
-each model here; its held-out row is the number that counts.
+each model here; its held-out row is the number that counts (``benchmarks/leave_one_out.py`` gathers them).
 
 DSRIR runs through the video runtime's backends, so an ``.onnx`` model needs no PyTorch. Baselines
 (``dsrir.baselines``): non-local means and CBM3D (optional ``bm3d`` package; the column is skipped, with a note,
