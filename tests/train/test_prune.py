@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dsrir.checkpoint import load_model, official_checkpoint, save_pth, save_safetensors
+from dsrir.cpuinfo import cpu_name
 from dsrir.errors import DSRIRError
 from dsrir.losses import DSRIRLoss
 from dsrir.model import DSRIR, PRESETS, DSRIRConfig
@@ -145,7 +146,9 @@ def test_train_continues_a_pruned_checkpoint_keeping_its_architecture(
     argv += ["--epochs", "1", "--epoch-chg", "1", "--patch-size", "32", "--batch-size", "2", "--samples-per-epoch"]
     argv += ["2", "--workers", "0", "--val-epochs", "100", "--val-fraction", "0.2", "--device", "cpu", "--no-progress"]
     assert train_main(argv) == 0
-    assert "training the checkpoint architecture on" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "training the checkpoint architecture on" in log
+    assert f"device cpu ({cpu_name()}, " in log  # the log names the hardware its step times were measured on
     latest = tmp_path / "all_in_one" / "models" / "p" / "model_latest.pth"
     assert torch.load(latest, weights_only=True)["preset"] is None
     _, weights = load_model(latest)
