@@ -26,11 +26,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from benchmarks.quality_report import DSRIR, INPUT, TRAINING, baseline_scores  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+from dsrir.data.family import Coverage  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
 
-HELD_OUT = "held out"
 # The classical methods the bar requires beating (quality.py's method keys); CBM3D is reported, not required.
 REQUIRED_BASELINES = ("nlm", "dcp")
 
@@ -71,22 +72,19 @@ def held_out_rows(path: Path, report: dict[str, Any], seen: dict[str, Any] | Non
     """The report's held-out tasks that have an input score (a clean frame's is unbounded, not a gain)."""
     rows = []
     for task, methods in report["summary"].items():
-        if methods.get("training") != HELD_OUT or "input" not in methods:
+        if methods.get(TRAINING) != Coverage.HELD_OUT or INPUT not in methods:
             continue
         control_methods = (seen or {}).get("summary", {}).get(task, {})
-        control = control_methods.get("dsrir") if control_methods.get("training") == "seen" else None
-        baselines = {
-            name: scores["psnr"] for name, scores in methods.items() if name not in ("input", "dsrir", "training")
-        }
+        control = control_methods.get(DSRIR) if control_methods.get(TRAINING) == Coverage.SEEN else None
         rows.append(
             HeldOutRow(
                 task=task,
                 report=str(path),
                 model=str(report.get("model", "?")),
-                input_psnr=methods["input"]["psnr"],
-                held_out_psnr=methods["dsrir"]["psnr"],
+                input_psnr=methods[INPUT]["psnr"],
+                held_out_psnr=methods[DSRIR]["psnr"],
                 seen_psnr=control["psnr"] if control else None,
-                baselines=baselines,
+                baselines=baseline_scores(methods),
             )
         )
     return rows

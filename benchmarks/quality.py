@@ -50,6 +50,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from benchmarks.quality_pictures import Panel, comparison_picture  # noqa: E402
+from benchmarks.quality_report import DSRIR, INPUT, TRAINING, baseline_scores  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.baselines import BM3D_MISSING, cbm3d_denoise, dark_channel_dehaze, has_bm3d, nlm_denoise  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter
@@ -65,6 +66,7 @@ from dsrir.data.degradations import (  # noqa: E402
     parse_degradations,
 )
 from dsrir.data.eval_sets import EvalSample, synthetic_sets  # noqa: E402
+from dsrir.data.family import Coverage  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
 from dsrir.imageio import write_image  # noqa: E402
 from dsrir.metrics import PROTOCOLS, score  # noqa: E402
@@ -73,9 +75,9 @@ from runtime.frames import FrameRunner  # noqa: E402
 from runtime.video import DEFAULT_MODEL  # noqa: E402
 
 Method = Callable[[np.ndarray], np.ndarray]
-COLUMNS = {"dsrir": "DSRIR", "nlm": "NLM", "cbm3d": "CBM3D", "dcp": "DCP"}
+COLUMNS = {DSRIR: "DSRIR", "nlm": "NLM", "cbm3d": "CBM3D", "dcp": "DCP"}
 PACKAGES = ("numpy", "scikit-image", "onnxruntime", "onnxruntime-gpu", "torch", "bm3d")
-HELD_OUT = "held-out"
+HELD_OUT_TASKS = "held-out"  # the --tasks word for every family training never drew from
 RAIN_HAZE_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.task != "noise")
 DEFAULT_TASKS = ("noise15", "noise25", "noise50", *RAIN_HAZE_FAMILIES, CLEAN_LABEL)
 
@@ -119,7 +121,7 @@ def score_image(
     }
     if sample.task != CLEAN_LABEL:
         input_psnr, input_ssim = score(degraded, target, sample.task, protocol)
-        record["input"] = {"psnr": input_psnr, "ssim": input_ssim}
+        record[INPUT] = {"psnr": input_psnr, "ssim": input_ssim}
     outputs = {}
     for name, method in methods.items():
         start = time.perf_counter()
@@ -157,12 +159,12 @@ class Training:
     source: str
     clean_fraction: float | None = None
 
-    def coverage(self, task: str) -> str:
-        """The "training" column: how much of ``task`` training drew from; ``clean`` is "seen" when some samples
-        were left clean, "held out" when none were, "-" when the weights do not say."""
+    def coverage(self, task: str) -> Coverage | str:
+        """The "training" column: how much of ``task`` training drew from; ``clean`` is seen when some samples
+        were left clean, held out when none were, "-" when the weights do not say."""
         if task != CLEAN_LABEL or self.clean_fraction is None:
             return self.degradations.coverage(task)
-        return "seen" if self.clean_fraction > 0 else "held out"
+        return Coverage.SEEN if self.clean_fraction > 0 else Coverage.HELD_OUT
 
     def describe(self) -> str:
         clean = "" if self.clean_fraction is None else f"; {self.clean_fraction:g} of the samples left clean"
@@ -204,20 +206,20 @@ def expand_tasks(tasks: Sequence[str], trained: DegradationSet) -> list[str]:
     """``held-out`` -> every rain/haze family the training never drew from; the other labels as given."""
     expanded: list[str] = []
     for task in tasks:
-        if task != HELD_OUT:
+        if task != HELD_OUT_TASKS:
             expanded.append(task)
             continue
-        unseen = [label for label in RAIN_HAZE_FAMILIES if trained.coverage(label) == "held out"]
+        unseen = [label for label in RAIN_HAZE_FAMILIES if trained.coverage(label) == Coverage.HELD_OUT]
         if not unseen:
-            raise DSRIRError(f"--tasks {HELD_OUT}: training drew from every family ({trained.spec})")
+            raise DSRIRError(f"--tasks {HELD_OUT_TASKS}: training drew from every family ({trained.spec})")
         expanded += unseen
     return list(dict.fromkeys(expanded))
 
 
 def best_baseline(methods: dict[str, dict[str, float]]) -> str | None:
     """The classical method with the highest mean PSNR on a task, if any applies."""
-    classical = [name for name in methods if name not in ("input", "dsrir", "training")]
-    return max(classical, key=lambda name: methods[name]["psnr"], default=None)
+    scores = baseline_scores(methods)
+    return max(scores, key=scores.__getitem__, default=None)
 
 
 def picture_path(output: Path, task: str) -> Path:
@@ -231,12 +233,12 @@ def task_picture(
     """Input | DSRIR | best baseline | clean for the kept samples (with their records, for the captions)."""
     rows = []
     for sample, outputs, record in kept:
-        ours = f"{record['dsrir']['psnr']:.2f} dB"
+        ours = f"{record[DSRIR]['psnr']:.2f} dB"
         other = f"{record[baseline]['psnr']:.2f} dB" if baseline else "no baseline"
         rows.append(
             [
-                Panel(sample.degraded, f"{record['input']['psnr']:.2f} dB" if "input" in record else "clean input"),
-                Panel(outputs["dsrir"], ours),
+                Panel(sample.degraded, f"{record[INPUT]['psnr']:.2f} dB" if INPUT in record else "clean input"),
+                Panel(outputs[DSRIR], ours),
                 Panel(outputs.get(baseline or ""), other),
                 Panel(sample.target, sample.name),
             ]
@@ -251,7 +253,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for task in dict.fromkeys(r["task"] for r in records):
         rows = [r for r in records if r["task"] == task]
         summary[task] = {}
-        for name in ("input", *COLUMNS):
+        for name in (INPUT, *COLUMNS):
             values = [r[name] for r in rows if name in r]
             if values:
                 means = {key: float(np.mean([v[key] for v in values])) for key in values[0]}
@@ -268,13 +270,13 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
     header += " ".join(f"{COLUMNS[name]:>22}" for name in columns)
     lines = [header, "-" * len(header)]
     for task, methods in summary.items():
-        given = methods.get("input")
+        given = methods.get(INPUT)
         cells = [f"{given['psnr']:6.2f}/{given['ssim']:.4f}" if given else "-"]
         for name in columns:
             m = methods.get(name)
             cells.append(f"{m['psnr']:6.2f}/{m['ssim']:.4f} {m['seconds']:6.2f}s" if m else "-")
         lines.append(
-            f"{task:<{width}} {methods.get('training', '-'):>11} {int(methods['dsrir']['count']):>6} {cells[0]:>14} "
+            f"{task:<{width}} {methods.get(TRAINING, '-'):>11} {int(methods[DSRIR]['count']):>6} {cells[0]:>14} "
             + " ".join(f"{cell:>22}" for cell in cells[1:])
         )
     return "\n".join(lines)
@@ -321,7 +323,7 @@ def add_eval_set_arguments(parser: argparse.ArgumentParser, crop: int) -> None:
         default=list(DEFAULT_TASKS),
         help="noise<sigma>, family labels (narrowed as NAME:PARAM=LOW..HIGH; families: "
         f"{', '.join(NAMED_FAMILIES)}), "
-        f"rain and haze (the v3 generator), {HELD_OUT} (every family the model's training never drew from), or "
+        f"rain and haze (the v3 generator), {HELD_OUT_TASKS} (every family the model's training never drew from), or "
         f"{CLEAN_LABEL} (the photos undegraded: what the model does to a clean frame)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic noise/rain/haze")
@@ -377,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records, pictures = [], {}
         with tqdm(total=sum(len(s) for s in sets), desc="images", disable=args.no_progress) as progress:
             for eval_set in sets:
-                methods = {"dsrir": dsrir, **baselines_for(eval_set.task, cbm3d)}
+                methods = {DSRIR: dsrir, **baselines_for(eval_set.task, cbm3d)}
                 task_records, kept = score_set(eval_set, methods, args.protocol, args.picture_rows, progress.update)
                 records += task_records
                 baseline = best_baseline(summarise(task_records)[eval_set.task])
@@ -389,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     summary = summarise(records)
     for task, methods in summary.items():
-        methods["training"] = trained.coverage(task)
+        methods[TRAINING] = trained.coverage(task)
     notes = notes_for(tasks, cbm3d)
     print(f"{model}: {description}; protocol {args.protocol}, crop {args.crop}, seed {args.seed}")
     print(f"measured on: {cpu_name()}, {os.cpu_count()} cores (the seconds column is this machine's)")

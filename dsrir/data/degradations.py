@@ -26,7 +26,7 @@ from dsrir.data import degrade as v3
 from dsrir.data.degrade import NOISE_SIGMA_MAX, add_gaussian_noise
 from dsrir.data.degrade_haze import HAZE_FAMILIES
 from dsrir.data.degrade_rain import RAIN_FAMILIES
-from dsrir.data.family import Family, Uniform, parse_family
+from dsrir.data.family import Coverage, Family, Uniform, parse_family
 from dsrir.data.pairs import TASKS
 from dsrir.errors import DSRIRError
 
@@ -137,15 +137,15 @@ class DegradationSet:
                 labels += [task] if self.is_v3 else [family.label for family in self.families_of(task)]
         return labels
 
-    def coverage(self, label: str) -> str:
-        """How much of evaluation ``label`` training on this set drew from: "seen", "partly seen" or "held out"
-        ("-" for ``clean``, which is no degradation)."""
+    def coverage(self, label: str) -> Coverage | str:
+        """How much of evaluation ``label`` training on this set drew from (the best verdict over its families;
+        "-" for ``clean``, which is no degradation)."""
         if label == CLEAN_LABEL:
             return "-"
         # The v3 evaluation rain and haze (fixed mid-range settings) lie inside the v3 families' ranges.
         family = _V3_LABEL_FAMILY[label] if label in _V3_LABEL_FAMILY else label_family(label)
         verdicts = {family.coverage(trained) for trained in (_V3_AS_FAMILIES if self.is_v3 else self.families)}
-        return next((v for v in ("seen", "partly seen") if v in verdicts), "held out")
+        return next((v for v in (Coverage.SEEN, Coverage.PARTLY_SEEN) if v in verdicts), Coverage.HELD_OUT)
 
 
 def parse_degradations(

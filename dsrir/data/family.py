@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import numpy as np
 
@@ -17,6 +18,15 @@ from dsrir.errors import DSRIRError
 
 # (image, parameters, generator, reference height) -> degraded image; the generator supplies the per-pixel noise.
 Synthesis = Callable[[np.ndarray, Mapping[str, float], np.random.Generator, int | None], np.ndarray]
+
+
+class Coverage(StrEnum):
+    """How much of an evaluation family training drew from: ``quality.py``'s "training" column, which
+    ``leave_one_out.py`` reads back from its JSON (a ``StrEnum`` compares and serialises as its words)."""
+
+    SEEN = "seen"
+    PARTLY_SEEN = "partly seen"
+    HELD_OUT = "held out"
 
 
 @dataclass(frozen=True)
@@ -98,15 +108,15 @@ class Family:
         label = f"{self.label}:{param}={wanted}"
         return replace(self, ranges=tuple(ranges.items()), label=label)
 
-    def coverage(self, trained: Family) -> str:
+    def coverage(self, trained: Family) -> Coverage:
         """How much of this family a model trained on ``trained`` (the same family, maybe narrowed) has seen:
-        "seen" (every range inside the trained one), "held out" (some range disjoint) or "partly seen"."""
+        seen (every range inside the trained one), held out (some range disjoint) or partly seen."""
         if trained.name != self.name:
-            return "held out"
+            return Coverage.HELD_OUT
         ours, theirs = self.range_of, trained.range_of
         if any(not theirs[p].overlaps(ours[p]) for p in ours):
-            return "held out"
-        return "seen" if all(theirs[p].contains(ours[p]) for p in ours) else "partly seen"
+            return Coverage.HELD_OUT
+        return Coverage.SEEN if all(theirs[p].contains(ours[p]) for p in ours) else Coverage.PARTLY_SEEN
 
 
 def parse_family(text: str, families: Mapping[str, Family]) -> Family:
