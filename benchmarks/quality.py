@@ -82,9 +82,15 @@ RAIN_HAZE_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.t
 DEFAULT_TASKS = ("noise15", "noise25", "noise50", *RAIN_HAZE_FAMILIES, CLEAN_LABEL)
 
 
-def dsrir_method(model: Path, backend: Backend | None = None) -> tuple[Method, str]:
+def dsrir_method(model: Path, backend: Backend | None = None, weights: str = "ema") -> tuple[Method, str]:
     """The model (or an already opened ``backend`` of it) as an RGB uint8 -> RGB uint8 function (the runtime works
-    on BGR frames), and its description."""
+    on BGR frames), and its description. ``weights`` raw: a ``.pth`` checkpoint's raw weights, not its EMA."""
+    if backend is None and weights == "raw":
+        if model.suffix != ".pth":
+            raise DSRIRError(f"--weights raw: {model} is no .pth checkpoint; only a checkpoint keeps its raw weights")
+        from runtime.backends.torch_backend import TorchBackend
+
+        backend = TorchBackend(model, which="raw")
     runner = FrameRunner(backend if backend is not None else open_backend(model))
 
     def restore(image: np.ndarray) -> np.ndarray:
@@ -352,6 +358,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--picture-crop", type=int, default=192, help="side of each picture's windows (pixels)")
     parser.add_argument(
+        "--weights",
+        choices=("ema", "raw"),
+        default="ema",
+        help="a .pth checkpoint's EMA weights (what its weight files hold) or its raw ones (what the last step left)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=Path("quality.json"), help="where to write the JSON (pictures go beside it)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -373,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trained = trained_on(model, args.trained_on)
         tasks = expand_tasks(args.tasks, trained.degradations)
         sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
-        dsrir, description = dsrir_method(model)
+        dsrir, description = dsrir_method(model, weights=args.weights)
         cbm3d = has_bm3d()
         dsrir(sets[0][0].degraded)  # warm-up: first-call set-up is not timed
         records, pictures = [], {}
@@ -403,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": str(model),
         "backend": description,
+        "weights": args.weights,
         "photos": str(args.photos),
         "crop": args.crop,
         "seed": args.seed,

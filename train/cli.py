@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_float,
         default=defaults.ema_decay,
         help="keep an exponential moving average of the weights (BasicSR's ema_decay), averaging the last "
-        "~1/(1-decay) steps; validation, model_best.pth and weights read from the checkpoints use it; 0: off",
+        "~1/(1-decay) steps, or the last tenth of a shorter run (TensorFlow's warm-up); validation, model_best.pth "
+        "and weights read from the checkpoints use it; 0: off",
     )
     model.add_argument("--seed", type=int, default=defaults.seed, help="seed of initialisation and data order")
 

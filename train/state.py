@@ -41,7 +41,7 @@ def save_training_state(
         rng["cuda"] = torch.cuda.get_rng_state_all()
     extra: dict[str, Any] = {"degradations": degradations, "clean_fraction": clean_fraction} if degradations else {}
     if ema is not None:
-        extra.update(state_dict_ema=ema.state_dict(), ema_decay=ema.decay)
+        extra.update(state_dict_ema=ema.state_dict(), ema_decay=ema.decay, ema_updates=ema.updates)
     checkpoint = official_checkpoint(
         model,
         preset,

@@ -125,6 +125,7 @@ class Trainer:
         ema = ModelEMA(self.model, self.cfg.ema_decay)
         if saved is not None:
             ema.load_state_dict(strip_module_prefix(saved))
+            ema.updates = state.get("ema_updates")  # absent: saved before the warm-up, so none is left to do
         elif self.cfg.resume is not None:
             self._log("the checkpoint has no EMA weights: the average starts from its weights")
         return ema

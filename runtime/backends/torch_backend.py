@@ -20,7 +20,8 @@ class TorchBackend(Backend):
     io = "float"
     max_batch: int | None = None
 
-    def __init__(self, path: Path, device: str | None = None) -> None:
+    def __init__(self, path: Path, device: str | None = None, which: str = "ema") -> None:
+        """``which``: a checkpoint's EMA weights (what its weight files hold) or its raw ones (``.pth`` only)."""
         try:
             import torch
 
@@ -34,11 +35,12 @@ class TorchBackend(Backend):
         self._torch: Any = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model: Any
-        self.model, weights = load_model(path, self.device)
+        self.model, weights = load_model(path, self.device, "raw" if which == "raw" else "ema")
         self.size_multiple = int(self.model.config.size_multiple)
         self.activation_bytes_per_pixel: int | None = activation_bytes_per_pixel(widest_channels(self.model))
         self.precision = "fp32"
-        self.description = f"torch {torch.__version__} ({self.device}), {weights.preset or 'custom'} fp32"
+        chosen = ", raw weights" if which == "raw" else ""
+        self.description = f"torch {torch.__version__} ({self.device}), {weights.preset or 'custom'} fp32{chosen}"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch

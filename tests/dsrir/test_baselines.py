@@ -220,3 +220,33 @@ def test_quality_benchmark_without_a_model_says_so(
     assert "no --model given and the shipped weights/gone.onnx is missing" in capsys.readouterr().err
     assert quality_main(["--photos", str(tmp_path), "--model", str(tmp_path / "other.onnx")]) == 2
     assert "other.onnx: not found" in capsys.readouterr().err
+
+
+def test_quality_benchmark_scores_a_checkpoints_raw_weights_on_request(
+    tmp_path: Path, quality_main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The EMA lags the raw weights (a short run's by most of the run): ``--weights raw`` scores what the last step
+    left, and says so in the report; only a .pth keeps both."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "photo.png"), natural_like_image(40, 40, 2))
+    torch.manual_seed(0)
+    raw, average = DSRIR(PRESETS["dsrir-xs"]), DSRIR(PRESETS["dsrir-xs"])
+    checkpoint = official_checkpoint(raw, "dsrir-xs", epoch=1, state_dict_ema=average.state_dict(), ema_decay=0.999)
+    save_pth(tmp_path / "run.pth", checkpoint)
+    argv = ["--model", str(tmp_path / "run.pth"), "--photos", str(photos), "--crop", "32", "--tasks", "noise25"]
+    scores = {}
+    for which in ("ema", "raw"):
+        output = tmp_path / f"{which}.json"
+        assert quality_main([*argv, "--weights", which, "--output", str(output), "--no-progress"]) == 0
+        report = json.loads(output.read_text())
+        assert report["weights"] == which
+        scores[which] = report["summary"]["noise25"]["dsrir"]["psnr"]
+    assert scores["ema"] != scores["raw"]
+    assert ", raw weights" in report["backend"]
+
+    save_safetensors(tmp_path / "w.safetensors", raw, "dsrir-xs")
+    capsys.readouterr()
+    bad = ["--model", str(tmp_path / "w.safetensors"), "--photos", str(photos), "--crop", "32", "--weights", "raw"]
+    assert quality_main([*bad, "--output", str(tmp_path / "bad.json"), "--no-progress"]) == 2
+    assert "--weights raw: " in capsys.readouterr().err and not (tmp_path / "bad.json").exists()

@@ -114,6 +114,7 @@ def test_ema_resumes_bit_exactly_and_is_what_validation_and_weight_files_use(tmp
 
     straight, resumed = latest(tmp_path, "straight", "noise"), latest(tmp_path, "resumed", "noise")
     assert straight["global_step"] == resumed["global_step"] == 4 and straight["ema_decay"] == 0.9
+    assert straight["ema_updates"] == resumed["ema_updates"] == 4  # the warm-up continues where it stopped
     assert set(straight["state_dict_ema"]) == set(straight["state_dict"])
     for key, value in straight["state_dict_ema"].items():
         assert torch.equal(value, resumed["state_dict_ema"][key]), key
