@@ -47,6 +47,7 @@ class HeldOutRow:
     held_out_psnr: float
     seen_psnr: float | None
     baselines: dict[str, float]
+    weights: str = "ema"  # which weights of a checkpoint the report scored (reports before --weights: the EMA)
 
     @property
     def gain(self) -> float:
@@ -85,6 +86,7 @@ def held_out_rows(path: Path, report: dict[str, Any], seen: dict[str, Any] | Non
                 held_out_psnr=methods[DSRIR]["psnr"],
                 seen_psnr=control["psnr"] if control else None,
                 baselines=baseline_scores(methods),
+                weights=str(report.get("weights", "ema")),
             )
         )
     return rows
@@ -93,16 +95,16 @@ def held_out_rows(path: Path, report: dict[str, Any], seen: dict[str, Any] | Non
 def format_table(rows: Sequence[HeldOutRow], gain: float) -> str:
     """Markdown, one row per held-out family and run."""
     lines = [
-        "| family held out | run | input | held out | seen (control) | gain | baselines "
+        "| family held out | run | weights | input | held out | seen (control) | gain | baselines "
         f"| bar (+{gain:g} dB, > NLM/DCP) |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "|---|---|---|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         seen = f"{row.seen_psnr:.2f}" if row.seen_psnr is not None else "-"
         baselines = ", ".join(f"{name} {value:.2f}" for name, value in row.baselines.items()) or "-"
         verdict = "passes" if row.passes(gain) else "fails"
         lines.append(
-            f"| {row.task} | {Path(row.report).stem} | {row.input_psnr:.2f} | {row.held_out_psnr:.2f} | {seen} | "
+            f"| {row.task} | {Path(row.report).stem} | {row.weights} | {row.input_psnr:.2f} | {row.held_out_psnr:.2f} | {seen} | "
             f"{row.gain:+.2f} | {baselines} | {verdict} |"
         )
     return "\n".join(lines)

@@ -73,7 +73,8 @@ def test_held_out_rows_with_their_seen_control_and_verdict(
     haze, rain = rows[1], rows[0]
     assert rain["baselines"] == {} and rain["passes"]  # no classical rain baseline: the gain alone decides
     assert haze["passes"] == (loo["haze-dense"]["dsrir"]["psnr"] > loo["haze-dense"]["dcp"]["psnr"])
-    assert "| rain-heavy | loo |" in captured.out and "held-out families pass the bar" in captured.out
+    assert "| rain-heavy | loo | ema |" in captured.out and "held-out families pass the bar" in captured.out
+    assert [row["weights"] for row in rows] == ["ema", "ema"]  # what quality.py scores unless told --weights raw
 
 
 def test_the_bar_is_the_gain_and_the_required_baselines_only() -> None:
