@@ -104,8 +104,8 @@ def format_table(rows: Sequence[HeldOutRow], gain: float) -> str:
         baselines = ", ".join(f"{name} {value:.2f}" for name, value in row.baselines.items()) or "-"
         verdict = "passes" if row.passes(gain) else "fails"
         lines.append(
-            f"| {row.task} | {Path(row.report).stem} | {row.weights} | {row.input_psnr:.2f} | {row.held_out_psnr:.2f} | {seen} | "
-            f"{row.gain:+.2f} | {baselines} | {verdict} |"
+            f"| {row.task} | {Path(row.report).stem} | {row.weights} | {row.input_psnr:.2f} | "
+            f"{row.held_out_psnr:.2f} | {seen} | {row.gain:+.2f} | {baselines} | {verdict} |"
         )
     return "\n".join(lines)
 
