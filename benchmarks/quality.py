@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -82,7 +82,9 @@ RAIN_HAZE_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.t
 DEFAULT_TASKS = ("noise15", "noise25", "noise50", *RAIN_HAZE_FAMILIES, CLEAN_LABEL)
 
 
-def dsrir_method(model: Path, backend: Backend | None = None, weights: str = "ema") -> tuple[Method, str]:
+def dsrir_method(
+    model: Path, backend: Backend | None = None, weights: Literal["ema", "raw"] = "ema"
+) -> tuple[Method, str]:
     """The model (or an already opened ``backend`` of it) as an RGB uint8 -> RGB uint8 function (the runtime works
     on BGR frames), and its description. ``weights`` raw: a ``.pth`` checkpoint's raw weights, not its EMA."""
     if backend is None and weights == "raw":
@@ -402,8 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     summary = summarise(records)
-    for task, methods in summary.items():
-        methods[TRAINING] = trained.coverage(task)
+    for task, row in summary.items():
+        row[TRAINING] = trained.coverage(task)
     notes = notes_for(tasks, cbm3d)
     print(f"{model}: {description}; protocol {args.protocol}, crop {args.crop}, seed {args.seed}")
     print(f"measured on: {cpu_name()}, {os.cpu_count()} cores (the seconds column is this machine's)")

@@ -4,7 +4,7 @@ against and for machines without an ONNX file. The only runtime module that impo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,7 +20,7 @@ class TorchBackend(Backend):
     io = "float"
     max_batch: int | None = None
 
-    def __init__(self, path: Path, device: str | None = None, which: str = "ema") -> None:
+    def __init__(self, path: Path, device: str | None = None, which: Literal["ema", "raw"] = "ema") -> None:
         """``which``: a checkpoint's EMA weights (what its weight files hold) or its raw ones (``.pth`` only)."""
         try:
             import torch
@@ -35,7 +35,7 @@ class TorchBackend(Backend):
         self._torch: Any = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model: Any
-        self.model, weights = load_model(path, self.device, "raw" if which == "raw" else "ema")
+        self.model, weights = load_model(path, self.device, which)
         self.size_multiple = int(self.model.config.size_multiple)
         self.activation_bytes_per_pixel: int | None = activation_bytes_per_pixel(widest_channels(self.model))
         self.precision = "fp32"
