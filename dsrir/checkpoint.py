@@ -5,7 +5,8 @@ Official checkpoints are ``{"epoch", "state_dict", "optimizer"}`` (keys may carr
 ``config`` so a checkpoint says which architecture it holds; older files without them are
 matched against the presets by their tensor shapes. When training kept an EMA of the weights (``train.ema``),
 the checkpoint also holds ``state_dict_ema`` and the weights read from it are those (``state_dict`` stays the raw
-weights the optimiser continues on ``--resume``; ``which="raw"`` reads them, to compare the two). ``.safetensors``
+weights the optimiser continues on ``--resume``; ``which="raw"`` reads them, to compare the two). A weight blend
+(``train.blend``) records ``blend`` and holds one set of weights. ``.safetensors``
 files keep the preset and config in their metadata. A pruned network (``train.prune``) records every convolution's
 width in its config (``conv_channels``), so it loads from the file alone like any other. Every write is atomic.
 """
@@ -123,9 +124,14 @@ def _read_pth(path: Path, which: WhichWeights) -> tuple[StateDict, dict[str, Any
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DSRIRError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if isinstance(blob, dict) and "state_dict" in blob:
-        recorded = ("epoch", "global_step", "preset", "config", "mode", "degradations", "clean_fraction")
+        recorded = ("epoch", "global_step", "preset", "config", "mode", "degradations", "clean_fraction", "blend")
         meta = {k: v for k, v in blob.items() if k in recorded}
-        meta["weights"] = "ema" if which == "ema" and "state_dict_ema" in blob else "raw"
+        if "blend" in blob:  # train.blend: one set of weights, the average of others
+            if which == "raw":
+                raise DSRIRError(f"{path}: a weight blend (train.blend) holds no raw weights; read it as it is")
+            meta["weights"] = "blend"
+        else:
+            meta["weights"] = "ema" if which == "ema" and "state_dict_ema" in blob else "raw"
         state_dict = blob["state_dict_ema"] if meta["weights"] == "ema" else blob["state_dict"]
     elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
         meta, state_dict = {}, blob

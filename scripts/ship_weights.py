@@ -44,9 +44,9 @@ def main() -> None:
         model, loaded = load_model(args.checkpoint)
         mode = recorded_mode(loaded.metadata) or DEFAULT_MODE
         extra = {"mode": mode, "source_sha256": file_sha256(args.checkpoint)}
-        # "weights": ema or raw (dsrir.checkpoint); "degradations": the synthetic set trained on, "clean_fraction": the
-        # share of its samples left clean (quality.py reads both)
-        recorded = ("weights", "degradations", "clean_fraction")
+        # "weights": ema, raw or blend (dsrir.checkpoint); "blend": a blend's inputs (train.blend); "degradations": the
+        # synthetic set trained on, "clean_fraction": the share of its samples left clean (quality.py reads both)
+        recorded = ("weights", "degradations", "clean_fraction", "blend")
         extra.update({key: str(loaded.metadata[key]) for key in recorded if loaded.metadata.get(key) is not None})
         position = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
         WEIGHTS_DIR.mkdir(exist_ok=True)

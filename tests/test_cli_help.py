@@ -13,6 +13,7 @@ CLI_MODULES = (
     "train.cli",
     "train.qat.cli",
     "train.prune.cli",
+    "train.blend",
     "export.onnx.build",
     "export.build_engine",
     "export.triton",

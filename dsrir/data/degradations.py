@@ -183,6 +183,25 @@ def parse_degradations(
     return DegradationSet(" ".join(family.label for family in families), families)
 
 
+def union_of(sets: Sequence[DegradationSet]) -> DegradationSet:
+    """What several trainings drew from together (a weight blend's record, ``train.blend``): ``v3`` when all of
+    them are v3, else every family any of them drew from (v3 as ``noise-gaussian rain-v3 haze-v3``), in first-seen
+    order. One family narrowed two ways has no single spec: that is refused, naming the family."""
+    if all(item.is_v3 for item in sets):
+        return DegradationSet(V3)
+    chosen: dict[str, Family] = {}
+    for item in sets:
+        for family in _V3_AS_FAMILIES if item.is_v3 else item.families:
+            known = chosen.setdefault(family.name, family)
+            if known.label != family.label:
+                raise DSRIRError(
+                    f"degradations {known.label} and {family.label}: one family drawn over two ranges has no "
+                    "single record"
+                )
+    families = tuple(chosen.values())
+    return DegradationSet(" ".join(family.label for family in families), families)
+
+
 DEFAULT_DEGRADATIONS = parse_degradations([ALL_FAMILIES])
 
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from dsrir.data import degrade_rain
-from dsrir.data.degradations import FAMILIES, NAMED_FAMILIES, V3_FAMILIES, parse_degradations
+from dsrir.data.degradations import FAMILIES, NAMED_FAMILIES, V3_FAMILIES, parse_degradations, union_of
 from dsrir.data.degrade import AIRLIGHTS, BETAS, add_haze, degrade
 from dsrir.data.degrade_haze import haze_airlight, haze_depth, haze_transmission
 from dsrir.data.eval_sets import synthetic_sets
-from dsrir.data.family import Uniform
+from dsrir.data.family import Coverage, Uniform
 from dsrir.data.train_set import SyntheticTrainSet
 from dsrir.data.transforms import augment_pair, random_crop_pair, to_tensor
 from dsrir.errors import DSRIRError
@@ -234,6 +234,18 @@ def test_parse_selects_narrows_and_holds_out() -> None:
             parse_degradations(tokens, hold_out)
     with pytest.raises(DSRIRError, match="haze-dense: not a task of rain"):
         parse_degradations(["rain-light", "haze-dense"], tasks=["rain"])
+
+
+def test_a_union_reads_back_and_covers_what_each_set_drew_from() -> None:
+    v3, slanted = parse_degradations(["v3"]), parse_degradations(["rain-slanted", "haze-dense", "noise-gaussian"])
+    assert union_of([v3, v3]).is_v3
+    both = union_of([v3, slanted])
+    assert parse_degradations([both.spec], tasks=None) == both
+    for label in ("rain", "haze", "rain-slanted", "haze-dense", "noise25"):
+        assert both.coverage(label) == Coverage.SEEN, label
+    assert both.coverage("rain-heavy") == Coverage.HELD_OUT
+    with pytest.raises(DSRIRError, match="rain-slanted:tilt=35..45 and rain-slanted:tilt=45..55"):
+        union_of([parse_degradations([f"rain-slanted:tilt={tilt}"], tasks=None) for tilt in ("35..45", "45..55")])
 
 
 def test_coverage_tells_seen_from_held_out() -> None:
