@@ -60,10 +60,10 @@ from dsrir.data.degradations import (  # noqa: E402
     FAMILIES,
     NAMED_FAMILIES,
     NOISE_LABEL,
-    V3,
     DegradationSet,
     label_task,
     parse_degradations,
+    recorded_degradations,
 )
 from dsrir.data.eval_sets import EvalSample, synthetic_sets  # noqa: E402
 from dsrir.data.family import Coverage  # noqa: E402
@@ -203,11 +203,11 @@ def trained_on(model: Path, given: Sequence[str] | None) -> Training:
     if given:
         return Training(parse_degradations(given, tasks=None), "--trained-on")
     recorded = recorded_training(model)
+    degradations = recorded_degradations(recorded.get("degradations"))
     if "degradations" in recorded:
         clean = recorded.get("clean_fraction")
-        degradations = parse_degradations([recorded["degradations"]], tasks=None)
         return Training(degradations, "the model's record", None if clean is None else float(clean))
-    return Training(parse_degradations([V3]), "no record in the weights: trained before the families", 0.0)
+    return Training(degradations, "no record in the weights: trained before the families", 0.0)
 
 
 def expand_tasks(tasks: Sequence[str], trained: DegradationSet) -> list[str]:

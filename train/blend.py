@@ -25,10 +25,18 @@ from typing import Any
 
 import torch
 
-from dsrir.checkpoint import LoadedWeights, StateDict, WhichWeights, official_checkpoint, read_weights, save_pth
+from dsrir.checkpoint import (
+    LoadedWeights,
+    StateDict,
+    WhichWeights,
+    official_checkpoint,
+    read_weights,
+    save_pth,
+    shapes_of,
+)
 from dsrir.cli import command
 from dsrir.cli_help import DefaultsHelpFormatter
-from dsrir.data.degradations import V3, DegradationSet, parse_degradations, union_of
+from dsrir.data.degradations import recorded_degradations, union_of
 from dsrir.digest import file_sha256
 from dsrir.errors import DSRIRError
 from dsrir.model.arch import DSRIR
@@ -86,11 +94,11 @@ def check_same_network(inputs: Sequence[BlendInput]) -> None:
     """Same config, tensor names and shapes, and mode as the first input; else one line naming both files."""
     first = inputs[0]
     first_mode = recorded_mode(first.weights.metadata) or DEFAULT_MODE
+    first_shapes = shapes_of(first.weights.state_dict)
     for item in inputs[1:]:
         if item.weights.config.to_dict() != first.weights.config.to_dict():
             raise DSRIRError(f"{item.path}: a different architecture from {first.path}; only one network blends")
-        first_shapes = {k: tuple(v.shape) for k, v in first.weights.state_dict.items()}
-        if {k: tuple(v.shape) for k, v in item.weights.state_dict.items()} != first_shapes:
+        if shapes_of(item.weights.state_dict) != first_shapes:
             raise DSRIRError(f"{item.path}: tensors differ in name or shape from {first.path}")
         mode = recorded_mode(item.weights.metadata) or DEFAULT_MODE
         if mode != first_mode:
@@ -109,13 +117,6 @@ def blend_state_dicts(state_dicts: Sequence[StateDict], shares: Sequence[float])
         else:
             raise DSRIRError(f"tensor {name} ({first.dtype}) differs between the checkpoints and cannot be averaged")
     return blended
-
-
-def trained_on(weights: LoadedWeights) -> DegradationSet:
-    """The set a checkpoint records; weights that record none predate the families and drew from v3 (as
-    ``benchmarks/quality.py`` reads them)."""
-    recorded = weights.metadata.get("degradations")
-    return parse_degradations([str(recorded) if recorded else V3], tasks=None)
 
 
 def clean_fraction_of(inputs: Sequence[BlendInput]) -> float | None:
@@ -164,9 +165,10 @@ def run(args: argparse.Namespace) -> None:
         }
         for item in inputs
     ]
+    trained_on = union_of([recorded_degradations(item.weights.metadata.get("degradations")) for item in inputs])
     extra: dict[str, Any] = {
         "mode": recorded_mode(inputs[0].weights.metadata) or DEFAULT_MODE,
-        "degradations": union_of([trained_on(item.weights) for item in inputs]).spec,
+        "degradations": trained_on.spec,
         "blend": json.dumps(record),
     }
     clean = clean_fraction_of(inputs)

@@ -183,6 +183,12 @@ def parse_degradations(
     return DegradationSet(" ".join(family.label for family in families), families)
 
 
+def recorded_degradations(spec: str | None) -> DegradationSet:
+    """The set a checkpoint's ``degradations`` record names; weights that record none were trained before the
+    families existed, on the v3 generator."""
+    return parse_degradations([spec or V3], tasks=None)
+
+
 def union_of(sets: Sequence[DegradationSet]) -> DegradationSet:
     """What several trainings drew from together (a weight blend's record, ``train.blend``): ``v3`` when all of
     them are v3, else every family any of them drew from (v3 as ``noise-gaussian rain-v3 haze-v3``), in first-seen
