@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dsrir.cli import non_negative_int, positive_int, share
-from dsrir.data.degradations import FAMILIES, V3_FAMILIES
+from dsrir.data.degradations import FAMILIES, NAMED_FAMILIES, V3_FAMILIES
 from dsrir.errors import DSRIRError
 from dsrir.modes import MODE_TASKS
 from train.config import TrainConfig
@@ -31,11 +31,15 @@ DATA_FIELDS = (
 
 
 def task_weight(text: str) -> tuple[str, int]:
-    """``haze=2`` -> ("haze", 2): a whole repeat count, as a CSV repeats its rain rows."""
-    task, _, weight = text.partition("=")
-    if task not in MODE_TASKS["all_in_one"] or not weight.isdigit() or int(weight) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected TASK=N with TASK one of noise, rain, haze and N >= 1")
-    return task, int(weight)
+    """``haze=2`` -> ("haze", 2), ``haze-v3=3`` -> ("haze-v3", 3): a whole repeat count, as a CSV repeats its rain
+    rows."""
+    name, _, weight = text.partition("=")
+    if name not in (*MODE_TASKS["all_in_one"], *NAMED_FAMILIES) or not weight.isdigit() or int(weight) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected TASK=N or FAMILY=N with TASK one of noise, rain, haze, FAMILY one of "
+            f"{', '.join(NAMED_FAMILIES)} and N >= 1"
+        )
+    return name, int(weight)
 
 
 def add_data_arguments(
@@ -63,7 +67,8 @@ def add_data_arguments(
         default=[],
         metavar="TASK=N",
         help="with --synthetic: draw TASK N times as often as a task left at 1 (e.g. haze=2; the hardest task "
-        "for a small network, weights/README.md)",
+        "for a small network, weights/README.md); FAMILY=N draws a degradation family N times as often as the other "
+        "families of its task (e.g. haze-v3=3)",
     )
     data.add_argument(
         "--degradations",
@@ -122,7 +127,7 @@ def check_data_config(cfg: TrainConfig) -> str | None:
     """What is wrong with the data options, in one line for ``parser.error``; None when nothing is."""
     if cfg.task_mix and cfg.synthetic is None:
         return "--task-mix weighs the synthetic degradations: use it with --synthetic (a CSV sets its own mix)"
-    if unknown := sorted({task for task, _ in cfg.task_mix} - set(cfg.tasks)):
+    if unknown := sorted({name for name, _ in cfg.task_mix} - set(cfg.tasks) - set(cfg.family_mix)):
         return f"--task-mix {' '.join(unknown)}: not a task of --mode {cfg.mode} ({', '.join(cfg.tasks)})"
     if cfg.synthetic is None and (cfg.hold_out or cfg.degradations != TrainConfig().degradations):
         return "--degradations and --hold-out choose synthetic degradations: use them with --synthetic"

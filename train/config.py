@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsrir.data.degradations import ALL_FAMILIES, DegradationSet, parse_degradations
+from dsrir.data.degradations import ALL_FAMILIES, NAMED_FAMILIES, DegradationSet, parse_degradations
 from dsrir.modes import DEFAULT_MODE, MODE_TASKS
 
 
@@ -34,6 +34,8 @@ class TrainConfig:
     resume: str | None = None
     init: Path | None = None
     loss: str = "paper"
+    # (task or degradation family, N): a task drawn N times as often as one left at 1; a family N times as often
+    # as the other families of its task.
     task_mix: tuple[tuple[str, int], ...] = ()
     degradations: tuple[str, ...] = (ALL_FAMILIES,)
     hold_out: tuple[str, ...] = ()
@@ -60,9 +62,15 @@ class TrainConfig:
         return tuple(task for task in self.tasks for _ in range(weights.get(task, 1)))
 
     @property
+    def family_mix(self) -> dict[str, int]:
+        """The ``task_mix`` weights of degradation families (the rest weigh tasks)."""
+        return {name: weight for name, weight in self.task_mix if name in NAMED_FAMILIES}
+
+    @property
     def degradation_set(self) -> DegradationSet:
-        """What ``--synthetic`` draws from: ``degradations`` minus ``hold_out``, for this mode's tasks."""
-        return parse_degradations(self.degradations, self.hold_out, self.tasks)
+        """What ``--synthetic`` draws from: ``degradations`` minus ``hold_out``, for this mode's tasks, each family
+        drawn as often as ``task_mix`` says."""
+        return parse_degradations(self.degradations, self.hold_out, self.tasks).weighted(self.family_mix)
 
     @property
     def model_dir(self) -> Path:

@@ -54,6 +54,7 @@ def build_data(cfg: TrainConfig) -> TrainData:
         # a folder of photos is small: an epoch visits each photo many times with fresh crops and degradations
         samples = cfg.samples_per_epoch or max(len(train_photos), 1000)
         mix = "/".join(f"{task} x{cfg.sampled_tasks.count(task)}" if cfg.task_mix else task for task in cfg.tasks)
+        mix += "".join(f", {name} x{weight}" for name, weight in cfg.family_mix.items())
         description = (
             f"{len(train_photos)} clean photos from {cfg.synthetic} (synthetic {mix}; degradations {degradations.spec}"
             + (f"; {cfg.clean_fraction:g} of the samples left clean)" if cfg.clean_fraction else ")")

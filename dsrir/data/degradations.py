@@ -101,10 +101,15 @@ _V3_LABEL_FAMILY = {"rain": V3_FAMILIES["rain-v3"], "haze": V3_FAMILIES["haze-v3
 
 @dataclass(frozen=True)
 class DegradationSet:
-    """``families`` per task; empty for the v3 generator. ``spec`` is the canonical text (checkpoints record it)."""
+    """``families`` per task; empty for the v3 generator. ``spec`` is the canonical text (checkpoints record it).
+
+    ``draw_weights`` (family name, N): that family is drawn N times as often as a family of its task left at 1. It
+    changes how often a family is seen, not what was seen, so the recorded ``spec`` leaves it out.
+    """
 
     spec: str
     families: tuple[Family, ...] = ()
+    draw_weights: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_v3(self) -> bool:
@@ -123,9 +128,25 @@ class DegradationSet:
         candidates = self.families_of(task)
         if not candidates:
             raise DSRIRError(f"degradations {self.spec!r} have no {task} family")
+        weights = dict(self.draw_weights)
+        # Each family repeated by its weight: with every weight 1 the draw is the unweighted one, number for number.
+        candidates = tuple(family for family in candidates for _ in range(weights.get(family.name, 1)))
         family = candidates[int(rng.integers(0, len(candidates)))]
         degraded, params = family.apply(image, rng, reference_height)
         return degraded, {"family": family.label, **params}
+
+    def weighted(self, weights: Mapping[str, int]) -> DegradationSet:
+        """This set drawing each family named in ``weights`` N times as often (``--task-mix rain-slanted=2``)."""
+        if not weights:
+            return self
+        if self.is_v3:
+            raise DSRIRError(f"--task-mix {' '.join(weights)}: degradations v3 is one generator, it has no families")
+        drawn = {family.name for family in self.families}
+        if missing := [name for name in weights if name not in drawn]:
+            raise DSRIRError(f"--task-mix {' '.join(missing)}: not among the degradations drawn ({self.spec})")
+        if low := [name for name, weight in weights.items() if weight < 1]:
+            raise DSRIRError(f"--task-mix {' '.join(low)}: a weight is a whole number >= 1")
+        return replace(self, draw_weights=tuple(weights.items()))
 
     def validation_labels(self, tasks: Sequence[str], sigma: int) -> list[str]:
         """Evaluation labels covering ``tasks``: noise at ``sigma``, and the v3 rain/haze or each family's label."""

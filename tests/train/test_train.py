@@ -428,7 +428,17 @@ def test_task_mix_weighs_the_synthetic_tasks_and_rejects_what_it_cannot_weigh(
     drawn = Counter(SyntheticTrainSet(photos, cfg.sampled_tasks, 8, seed=0)[i]["task"] for i in range(240))
     assert 1.5 < drawn["haze"] / drawn["noise"] < 2.7 and 0.6 < drawn["rain"] / drawn["noise"] < 1.6
 
-    for bad, message in (("haze=0", "TASK=N"), ("fog=2", "TASK=N"), ("haze=1.5", "TASK=N")):
+    # A family weight weighs the family within its task, not the task; it must be among the drawn families.
+    args = tiny_args(clean_dir, tmp_path, "fam", task_mix="haze=2 haze-v3=3")
+    family_cfg = config_from_args(build_parser().parse_args([*args, "--degradations", "families", "haze-v3"]))
+    assert family_cfg.sampled_tasks == ("noise", "rain", "haze", "haze")
+    assert family_cfg.family_mix == {"haze-v3": 3} and family_cfg.degradation_set.draw_weights == (("haze-v3", 3),)
+    assert "haze-v3 x3" in build_data(family_cfg).description
+    with pytest.raises(SystemExit):
+        main(tiny_args(clean_dir, tmp_path, "x", task_mix="rain-v3=2"))  # not drawn: the default is the families
+    assert "--task-mix rain-v3: not among the degradations drawn" in capsys.readouterr().err
+
+    for bad, message in (("haze=0", "TASK=N"), ("fog=2", "FAMILY=N"), ("haze=1.5", "TASK=N"), ("haze-v3=0", "N >= 1")):
         with pytest.raises(SystemExit):
             main(tiny_args(clean_dir, tmp_path, "x", task_mix=bad))
         assert message in capsys.readouterr().err

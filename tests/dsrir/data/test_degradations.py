@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -290,6 +291,36 @@ def test_v3_families_are_the_old_generator_and_mix_with_the_others() -> None:
     assert without_rain_v3.coverage("rain") == "held out" and without_rain_v3.coverage("haze") == "seen"
     assert parse_degradations(["families"]).coverage("rain-v3") == "held out"
     assert parse_degradations(["v3"]).coverage("haze-v3") == "seen"
+
+
+def test_family_weights_draw_a_family_that_much_more_often_and_record_nothing_new() -> None:
+    """``--task-mix haze-v3=3``: haze-v3 is 3 of the 6 haze draws; weights of 1 leave the draws unchanged; the
+    recorded spec (what was seen) is the unweighted one; only families the set draws can be weighed."""
+    image = natural_like_image(24, 24, seed=1)
+    mixed = parse_degradations(["families", "rain-v3", "haze-v3"])
+    weighted = mixed.weighted({"haze-v3": 3})
+    assert weighted.spec == mixed.spec and weighted.coverage("haze") == "seen"
+    drawn = Counter(weighted.degrade(image, "haze", np.random.default_rng(i))[1]["family"] for i in range(400))
+    assert set(drawn) == {"haze-light", "haze-dense", "haze-nonhomogeneous", "haze-v3"}
+    assert 160 <= drawn["haze-v3"] <= 240  # expected 200 (3/6), binomial sd 10
+    assert all(35 <= drawn[name] <= 100 for name in ("haze-light", "haze-dense", "haze-nonhomogeneous"))  # 67 each
+
+    ones = mixed.weighted({name: 1 for name in ("rain-v3", "haze-v3", "rain-light")})
+    for task in ("rain", "haze"):
+        for seed in range(8):
+            ours, params = ones.degrade(image, task, np.random.default_rng(seed))
+            unweighted, unweighted_params = mixed.degrade(image, task, np.random.default_rng(seed))
+            assert np.array_equal(ours, unweighted) and params == unweighted_params
+    assert mixed.weighted({}) is mixed
+
+    with pytest.raises(DSRIRError, match="--task-mix haze-v3: not among the degradations"):
+        parse_degradations(["families"]).weighted({"haze-v3": 2})
+    with pytest.raises(DSRIRError, match="--task-mix rain-heavy: not among"):
+        parse_degradations(["families"], hold_out=["rain-heavy"]).weighted({"rain-heavy": 2})
+    with pytest.raises(DSRIRError, match="v3 is one generator"):
+        parse_degradations(["v3"]).weighted({"haze-v3": 2})
+    with pytest.raises(DSRIRError, match="whole number"):
+        mixed.weighted({"haze-v3": 0})
 
 
 def test_v3_set_is_the_old_generator_sample_for_sample(clean_dir: Path) -> None:
