@@ -6,12 +6,13 @@ import argparse
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each flag's default, except unset ones (``None``/``False``): their help says what happens instead,
-    and ``(default: None)`` would only add noise. A description keeps its paragraphs, and indented lines (usage
+    """Show each flag's default, except unset ones (``None``/``False``), whose help says what happens instead,
+    and switches that take no value (``--no-progress`` would read "default: True", i.e. on, when it is off unless
+    given). A description keeps its paragraphs, and indented lines (usage
     examples in a module docstring) stay as written instead of being folded into the prose."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:  # not ``in (None, False)``: 0 == False
+        if action.default is None or action.default is False or action.nargs == 0:  # not ``in``: 0 == False
             return action.help
         return super()._get_help_string(action)
 

@@ -35,6 +35,7 @@ def test_help_lists_set_defaults_and_hides_unset_ones(module_name: str, capsys: 
     assert "(default: " in text
     assert "(default: None)" not in text
     assert "(default: False)" not in text
+    assert "(default: True)" not in text  # a --no-X flag is off unless given; "default: True" read as on
 
 
 def test_zero_defaults_are_shown_though_zero_equals_false(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,10 +44,11 @@ def test_zero_defaults_are_shown_though_zero_equals_false(capsys: pytest.Capture
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--scale", type=float, default=0.0, help="scale")
     parser.add_argument("--fast", action="store_true", help="fast")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.print_help()
     text = " ".join(capsys.readouterr().out.split())
     assert "seed (default: 0)" in text and "scale (default: 0.0)" in text
-    assert "(default: False)" not in text
+    assert "(default: False)" not in text and "no progress bars (default" not in text
 
 
 def test_description_keeps_paragraphs_and_usage_examples_as_written(capsys: pytest.CaptureFixture[str]) -> None:
