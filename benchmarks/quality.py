@@ -180,9 +180,10 @@ class Training:
 
 
 def recorded_training(model: Path) -> dict[str, str]:
-    """What the weights record of their training data (``degradations``, ``clean_fraction``), as text: ``.pth``
-    the checkpoint, ``.safetensors`` its metadata, ``.onnx`` its sibling ``.safetensors``; empty when none."""
-    keys = ("degradations", "clean_fraction")
+    """What the weights record of their training data (``degradations``, ``clean_fraction``) and which weights they
+    are (``weights``: ema, raw or blend), as text: ``.pth`` the checkpoint, ``.safetensors`` its metadata, ``.onnx``
+    its sibling ``.safetensors``; empty when none."""
+    keys = ("degradations", "clean_fraction", "weights")
     if model.suffix == ".pth":
         from dsrir.checkpoint import read_weights
 
@@ -385,6 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not model.is_file():
             raise DSRIRError(f"--model {model}: not found")
         trained = trained_on(model, args.trained_on)
+        # What was scored: a checkpoint's raw weights on request, else what the file says it holds (a blend, an EMA,
+        # the raw weights of a run that kept no average).
+        scored = "raw" if args.weights == "raw" else recorded_training(model).get("weights", "not recorded")
         tasks = expand_tasks(args.tasks, trained.degradations)
         sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
         dsrir, description = dsrir_method(model, weights=args.weights)
@@ -417,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": str(model),
         "backend": description,
-        "weights": args.weights,
+        "weights": scored,
         "photos": str(args.photos),
         "crop": args.crop,
         "seed": args.seed,

@@ -43,7 +43,10 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     trained = {"loo": "noise-gaussian rain-light rain-slanted haze-light haze-nonhomogeneous", "seen": "families"}
     paths = {}
     for name, degradations in trained.items():
-        save_pth(folder / f"{name}.pth", official_checkpoint(model, "dsrir-xs", epoch=0, degradations=degradations))
+        checkpoint = official_checkpoint(
+            model, "dsrir-xs", epoch=0, degradations=degradations, state_dict_ema=model.state_dict(), ema_decay=0.999
+        )
+        save_pth(folder / f"{name}.pth", checkpoint)
         paths[name] = folder / f"{name}.json"
         argv = ["--model", str(folder / f"{name}.pth"), "--photos", str(photos), "--crop", "48", "--no-progress"]
         assert quality.main([*argv, "--tasks", *TASKS, "--output", str(paths[name])]) == 0

@@ -22,6 +22,7 @@ from dsrir.metrics import psnr
 from dsrir.model import DSRIR, PRESETS
 from tests.conftest import natural_like_image
 from tests.paths import REPO
+from train.blend import main as blend_main
 
 SCRIPT = REPO / "benchmarks" / "quality.py"
 
@@ -244,6 +245,17 @@ def test_quality_benchmark_scores_a_checkpoints_raw_weights_on_request(
         scores[which] = report["summary"]["noise25"]["dsrir"]["psnr"]
     assert scores["ema"] != scores["raw"]
     assert ", raw weights" in report["backend"]
+
+    # The report names what the file holds, not the flag's default: a train.blend average is a blend, weights that
+    # record nothing (v3-era files) say so.
+    blend = tmp_path / "blend.pth"
+    run = str(tmp_path / "run.pth")
+    assert blend_main(["--checkpoints", run, run, "--output", str(blend)]) == 0
+    save_safetensors(tmp_path / "old.safetensors", raw, "dsrir-xs")
+    for model, expected in ((blend, "blend"), (tmp_path / "old.safetensors", "not recorded")):
+        output = tmp_path / f"{model.stem}.json"
+        assert quality_main([*argv[2:], "--model", str(model), "--output", str(output), "--no-progress"]) == 0
+        assert json.loads(output.read_text())["weights"] == expected
 
     save_safetensors(tmp_path / "w.safetensors", raw, "dsrir-xs")
     capsys.readouterr()
