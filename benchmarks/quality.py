@@ -35,7 +35,7 @@ import re
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -198,12 +198,11 @@ def recorded_training(model: Path) -> dict[str, str]:
     return {key: value for key, value in header.get("__metadata__", {}).items() if key in keys}
 
 
-def trained_on(model: Path, given: Sequence[str] | None) -> Training:
-    """What training drew from: ``--trained-on``, the model's record, or v3 (weights that record nothing were
-    trained before the families, on the v3 generator, which leaves no sample clean)."""
+def trained_on(recorded: Mapping[str, str], given: Sequence[str] | None) -> Training:
+    """What training drew from: ``--trained-on``, the model's record (:func:`recorded_training`), or v3 (weights
+    that record nothing were trained before the families, on the v3 generator, which leaves no sample clean)."""
     if given:
         return Training(parse_degradations(given, tasks=None), "--trained-on")
-    recorded = recorded_training(model)
     degradations = recorded_degradations(recorded.get("degradations"))
     if "degradations" in recorded:
         clean = recorded.get("clean_fraction")
@@ -385,10 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DSRIRError(f"no --model given and the shipped weights/{model.name} is missing; pass --model FILE")
         if not model.is_file():
             raise DSRIRError(f"--model {model}: not found")
-        trained = trained_on(model, args.trained_on)
+        recorded = recorded_training(model)
+        trained = trained_on(recorded, args.trained_on)
         # What was scored: a checkpoint's raw weights on request, else what the file says it holds (a blend, an EMA,
         # the raw weights of a run that kept no average).
-        scored = "raw" if args.weights == "raw" else recorded_training(model).get("weights", "not recorded")
+        scored = "raw" if args.weights == "raw" else recorded.get("weights", "not recorded")
         tasks = expand_tasks(args.tasks, trained.degradations)
         sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
         dsrir, description = dsrir_method(model, weights=args.weights)

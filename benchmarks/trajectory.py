@@ -30,7 +30,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from benchmarks.quality import add_eval_set_arguments, expand_tasks, machine_info, trained_on  # noqa: E402
+from benchmarks.quality import (  # noqa: E402
+    add_eval_set_arguments,
+    expand_tasks,
+    machine_info,
+    recorded_training,
+    trained_on,
+)
 from dsrir.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
 from dsrir.checkpoint import WhichWeights, load_model, pick_device, read_weights  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
@@ -193,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"skipped: {line}", file=sys.stderr)
         if not checkpoints:
             raise DSRIRError("no readable training checkpoint among the inputs")
-        training = trained_on(checkpoints[-1].path, None)
+        training = trained_on(recorded_training(checkpoints[-1].path), None)
         tasks = expand_tasks(args.tasks, training.degradations)
         sets = synthetic_sets(args.photos, tasks=tasks, seed=args.seed, crop=args.crop)
         device = pick_device(args.device)
