@@ -18,12 +18,16 @@ import platform
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
+
 WARMUP = 64
 
 
@@ -55,14 +59,14 @@ def forward_once(model: str | None, preset: str | None, side: int) -> dict[str, 
     return {"before": before, "after": peak_rss()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", help=".onnx (ONNX Runtime) or .pth/.safetensors (PyTorch eager)")
     what.add_argument("--preset", help="a preset with random weights (PyTorch eager)")
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024], help="square input sides, two or more")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child is not None:
         print(json.dumps(forward_once(args.model, args.preset, args.child)))
         return

@@ -117,14 +117,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="WxH|none",
         help="crop windows to compare (default: python -m calibration's default and none)",
     )
-    parser.add_argument("--calibrator", choices=("max", "percentile", "entropy"), default="entropy")
+    parser.add_argument(
+        "--calibrator", choices=("max", "percentile", "entropy"), default="entropy", help="INT8 range calibrator"
+    )
     parser.add_argument("--seed", type=int, default=0, help="calibration frames and crop positions")
     parser.add_argument("--eval-crop", type=int, default=256, help="evaluation centre crop (multiple of 8)")
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_EVAL_TASKS))
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="paper")
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_EVAL_TASKS), help="evaluation tasks")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="paper: rain on Y; rgb: all on RGB")
     parser.add_argument("--cpu-int8", action="store_true", help="also make, time and score the ORT CPU INT8 graph")
     parser.add_argument("--ranges-dir", type=Path, default=None, help="keep and reuse each variant's ranges here")
-    parser.add_argument("--output", type=Path, default=Path("calibration_crops.json"))
+    parser.add_argument("--output", type=Path, default=Path("calibration_crops.json"), help="where to write the JSON")
     return parser.parse_args(argv)
 
 

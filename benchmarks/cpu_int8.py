@@ -67,7 +67,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--onnx", type=Path, default=DEFAULT_MODEL, help="FP32 ONNX (decomposed, float I/O)")
     parser.add_argument("--calib-count", type=int, default=8, help="demo-clip frames to calibrate on")
     parser.add_argument("--held-out", type=int, default=6, help="later demo-clip frames to score on")
-    parser.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"))
+    parser.add_argument(
+        "--method", default="minmax", choices=("minmax", "percentile", "entropy"), help="INT8 range calibrator"
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per variant, interleaved (median)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--output", type=Path, default=Path("cpu_int8.json"), help="results JSON")

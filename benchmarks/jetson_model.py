@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,14 +45,14 @@ def networks(weights: list[Path]) -> list[tuple[str, DSRIR]]:
     return nets
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, nargs="*", default=[], help="checkpoints to add (e.g. pruned)")
     hidden_alias(parser, "--weights", "checkpoint", type=Path, nargs="*")
     parser.add_argument("--utilisation", type=float, default=0.25, help="assumed fraction of peak reached")
     parser.add_argument("--measured", type=Path, default=None, help="JSON list of measured Jetson rows to show")
-    parser.add_argument("--output", type=Path, default=Path("jetson_model.json"))
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=Path("jetson_model.json"), help="where to write the JSON")
+    args = parser.parse_args(argv)
     rows = []
     for name, model in networks(args.checkpoint):
         flops = {size: count_flops(model, *hw) for size, hw in SIZES.items()}

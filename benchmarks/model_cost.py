@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -46,16 +47,16 @@ def time_forward(model: DSRIR, x: torch.Tensor, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["256x256", "1280x720"], help="WIDTHxHEIGHT")
-    parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS), help="presets to cost")
     parser.add_argument("--checkpoint", nargs="*", type=Path, default=[], help="checkpoints to add, named by file stem")
     hidden_alias(parser, "--weights", "checkpoint", type=Path, nargs="*")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median reported)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--output", default="model_cost.json")
-    args = parser.parse_args()
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="PyTorch CPU threads")
+    parser.add_argument("--output", default="model_cost.json", help="where to write the JSON")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     rows = []

@@ -156,12 +156,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--save-calibration", type=Path, default=None, help="write the calibration frames (.npy, N x 3 x H x W)"
     )
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_EVAL_TASKS))
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_EVAL_TASKS), help="evaluation tasks")
     parser.add_argument("--crop", type=int, default=256, help="evaluation centre crop (multiple of 8)")
-    parser.add_argument("--protocol", default="paper", choices=("paper", "rgb"))
+    parser.add_argument(
+        "--protocol", default="paper", choices=("paper", "rgb"), help="paper: rain on Y; rgb: all on RGB"
+    )
     parser.add_argument("--latency-repeats", type=int, default=2, help="timed frames per variant (median)")
     parser.add_argument("--latency-size", type=parse_size, default="1280x720", help="latency frame size WxH")
-    parser.add_argument("--output", type=Path, default=Path("optimize.json"))
+    parser.add_argument("--output", type=Path, default=Path("optimize.json"), help="where to write the JSON")
     return parser.parse_args(argv)
 
 

@@ -21,12 +21,14 @@ import json
 import platform
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 
 TARGET_SPEEDUP = 2.0
 TARGET_COPY_FRACTION = 0.70
@@ -105,15 +107,17 @@ def print_row(row: dict) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT (divisible by 8)")
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--channels", type=int, default=64, help="feature channels of the attention input")
+    parser.add_argument("--batch", type=int, default=1, help="frames per call")
     parser.add_argument("--grids", nargs="+", default=["8x8", "1x1"], help="grids as GHxGW")
-    parser.add_argument("--dtypes", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"])
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument(
+        "--dtypes", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"], help="precisions to time"
+    )
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls (median reported)")
     parser.add_argument("--output", default="patch_attention_benchmark.json", help="JSON results")
     args = parser.parse_args(argv)
 

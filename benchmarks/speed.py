@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -111,17 +112,17 @@ def machine() -> dict[str, object]:
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument(
         "--checkpoint", type=Path, default=DEFAULT_MODEL.with_suffix(".safetensors"), help="checkpoint to time"
     )
     hidden_alias(parser, "--weights", "checkpoint", type=Path)
     parser.add_argument("--engine", type=Path, default=None, help="a TensorRT engine of the same weights")
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="frame sizes to time")
     parser.add_argument("--repeats", type=int, default=3, help="timed frames per variant and size (median)")
-    parser.add_argument("--output", type=Path, default=Path("speed.json"))
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=Path("speed.json"), help="where to write the JSON")
+    args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, path in build_variants(args.checkpoint, Path(tmp), args.engine):

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +162,11 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**ordered[(len(ordered) - 1) // 2], "runs_total_fps": [run["total_fps"] for run in runs]}
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model to run (the shipped ONNX weights)")
     parser.add_argument("--size", default="128x96", help="frame size WxH of every stream")
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4], help="stream counts to measure")
     parser.add_argument("--frames", type=int, default=10, help="timed frames per stream and configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames per stream first")
     parser.add_argument("--repeats", type=int, default=2, help="runs of every configuration (the median is shown)")
@@ -173,8 +174,8 @@ def main() -> None:
     parser.add_argument("--utilisation", type=float, default=0.25, help="GPU model: fraction of FP16 peak reached")
     parser.add_argument("--kernels", type=int, default=141, help="GPU model: kernels per inference (the graph's Convs)")
     parser.add_argument("--launch-us", type=float, default=10.0, help="GPU model: fixed cost per kernel, microseconds")
-    parser.add_argument("--output", type=Path, default=Path("streams.json"))
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=Path("streams.json"), help="where to write the JSON")
+    args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     backend = open_backend(args.model)
     limit = backend_max_batch(backend)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dsrir.checkpoint import load_model  # noqa: E402
+from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.model.restorer import pad_to_multiple  # noqa: E402
 from dsrir.tiling import TileBlender, auto_overlap, plan_tiles  # noqa: E402
 
@@ -31,17 +33,23 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=str(REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"))
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
+    parser.add_argument(
+        "--checkpoint",
+        default=str(REPO / "weights" / "dsrir-xs-p50_all_in_one.safetensors"),
+        help="weights to tile (.safetensors or .pth)",
+    )
     parser.add_argument("--frame", type=int, default=40, help="which frame of the demo clip")
-    parser.add_argument("--tile", type=int, default=128)
-    args = parser.parse_args()
+    parser.add_argument("--tile", type=int, default=128, help="tile side (pixels)")
+    args = parser.parse_args(argv)
     model, _ = load_model(args.checkpoint, "cpu")
     capture = cv2.VideoCapture(str(DEMO))
     capture.set(cv2.CAP_PROP_POS_FRAMES, args.frame)
     ok, frame = capture.read()
-    assert ok, f"{DEMO}: frame {args.frame} does not decode"
+    if not ok:
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        sys.exit(f"error: --frame {args.frame}: {DEMO} has no such frame (it has {frames}, numbered from 0)")
     clean = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
     height, width = clean.shape[:2]
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)

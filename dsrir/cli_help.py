@@ -6,13 +6,15 @@ import argparse
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each flag's default, except unset ones (``None``/``False``), whose help says what happens instead,
-    and switches that take no value (``--no-progress`` would read "default: True", i.e. on, when it is off unless
-    given). A description keeps its paragraphs, and indented lines (usage examples in a module docstring) stay as
+    """Show each flag's default, except unset or empty ones (``None``/``False``/``[]``), whose help says what happens
+    instead, and switches that take no value (``--no-progress`` would read "default: True", i.e. on, when it is off
+    unless given). A description keeps its paragraphs, and indented lines (usage examples in a module docstring) stay as
     written instead of being folded into the prose."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False or action.nargs == 0:  # not ``in``: 0 == False
+        unset = action.default is None or action.default is False  # not ``in``: 0 == False
+        empty = isinstance(action.default, (list, tuple)) and not action.default  # "default: []" is noise too
+        if unset or empty or action.nargs == 0:
             return action.help
         return super()._get_help_string(action)
 

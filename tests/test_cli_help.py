@@ -1,13 +1,17 @@
-"""Every CLI's --help shows its defaults, and no ``(default: None)`` noise for flags that are unset."""
+"""Every CLI's --help (the toolkit's and the benchmark scripts') explains each flag and shows its defaults, with no
+``(default: None)`` noise for flags that are unset."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 
 import pytest
 
 from dsrir.cli_help import DefaultsHelpFormatter
+from tests.benchmarks.scripts import load_script
+from tests.paths import REPO
 
 CLI_MODULES = (
     "train.cli",
@@ -25,17 +29,40 @@ CLI_MODULES = (
 )
 
 
-@pytest.mark.parametrize("module_name", CLI_MODULES)
-def test_help_lists_set_defaults_and_hides_unset_ones(module_name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    module = importlib.import_module(module_name)
+BENCHMARKS = sorted(path.stem for path in (REPO / "benchmarks").glob("*.py") if "argparse" in path.read_text())
+
+
+def cli_main(name: str) -> Callable[[list[str]], object]:
+    """A CLI's ``main(argv)``: a module of the toolkit, or ``benchmarks/NAME.py`` for a bare name."""
+    return importlib.import_module(name).main if "." in name else load_script(name).main
+
+
+@pytest.mark.parametrize("name", [*CLI_MODULES, *BENCHMARKS])
+def test_help_explains_every_flag_lists_set_defaults_and_hides_unset_ones(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsers: list[argparse.ArgumentParser] = []
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def recording(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> object:
+        parsers.append(self)
+        return parse_args(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", recording)
     with pytest.raises(SystemExit) as exit_info:
-        module.main(["--help"])
+        cli_main(name)(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     assert "(default: " in text
-    assert "(default: None)" not in text
-    assert "(default: False)" not in text
+    for unset in ("(default: None)", "(default: False)", "(default: [])"):
+        assert unset not in text
     assert "(default: True)" not in text  # a --no-X flag is off unless given; "default: True" read as on
+    listed = [action for action in parsers[0]._actions if action.help != argparse.SUPPRESS]
+    assert [action.option_strings or action.dest for action in listed if not action.help] == []  # a flag, no word
+
+
+def test_every_benchmark_with_a_command_line_is_covered() -> None:
+    assert {"quality", "compare_quality", "speed", "streams", "tiling_blend", "activation_memory"} <= set(BENCHMARKS)
 
 
 def test_zero_defaults_are_shown_though_zero_equals_false(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import pytest
@@ -14,19 +11,10 @@ import torch
 
 from dsrir.checkpoint import official_checkpoint, save_pth
 from dsrir.model import DSRIR, PRESETS
+from tests.benchmarks.scripts import load_script
 from tests.conftest import natural_like_image
-from tests.paths import REPO
 
 TASKS = ["noise25", "rain-heavy", "haze-dense", "clean"]
-
-
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # their dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

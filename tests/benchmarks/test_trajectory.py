@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -17,20 +16,15 @@ from dsrir.data.eval_sets import synthetic_sets
 from dsrir.evaluate import average, evaluate_sets
 from dsrir.model import DSRIR, PRESETS
 from dsrir.model.restorer import Restorer
+from tests.benchmarks.scripts import load_script
 from tests.conftest import natural_like_image
-from tests.paths import REPO
 
 pytest.importorskip("matplotlib")  # in the [test] extra; the missing-package error is tested below
 
 
 @pytest.fixture(scope="module")
 def trajectory_main() -> Callable[[list[str]], int]:
-    spec = importlib.util.spec_from_file_location("trajectory_benchmark", REPO / "benchmarks" / "trajectory.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module.main  # type: ignore[no-any-return]
+    return load_script("trajectory").main  # type: ignore[no-any-return]
 
 
 def tiny_model(seed: int) -> DSRIR:
