@@ -158,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine = report.get("machine", {}).get("cpu", "machine not recorded")
         print(f"{name}: {report.get('model', '?')} (weights: {report.get('weights', '?')}), scored on {machine}")
     print(f"crop {reference['crop']}, seed {reference['seed']}, protocol {reference['protocol']}; PSNR in dB")
+    for name, report, other in ((names[0], reference, candidate), (names[1], candidate, reference)):
+        alone = [task for task in report["summary"] if task not in other["summary"]]
+        if alone:
+            print(f"only in {name} (not compared): {' '.join(alone)}")
     print(format_table(rows, names))
     print(f"mean difference over {len(rows)} tasks: {mean:+.2f} dB; {names[1]} ahead on {ahead} of {len(rows)}")
     comparison = {

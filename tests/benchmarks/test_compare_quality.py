@@ -105,3 +105,22 @@ def test_the_output_never_overwrites_a_report(reports: dict[str, Path], capsys: 
     text = report.read_text()
     assert load_script("compare_quality").main([str(reports["before"]), str(report), "--output", str(report)]) == 2
     assert "is one of the reports compared" in capsys.readouterr().err and report.read_text() == text
+
+
+def test_a_task_in_one_report_only_is_named_not_compared(
+    reports: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fewer = json.loads(reports["after"].read_text())
+    del fewer["summary"]["clean"]
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
+    output = tmp_path / "comparison.json"
+
+    assert (
+        load_script("compare_quality").main(
+            [str(reports["before"]), str(tmp_path / "fewer.json"), "--output", str(output)]
+        )
+        == 0
+    )
+
+    assert "only in before (not compared): clean" in capsys.readouterr().out
+    assert [row["task"] for row in json.loads(output.read_text())["tasks"]] == TASKS[:2]
