@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from any folder
 
-from benchmarks.quality_report import DSRIR, INPUT, baseline_scores  # noqa: E402
+from benchmarks.quality_report import DSRIR, INPUT, baseline_scores, photo_scores, read_report  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.errors import DSRIRError, error_line  # noqa: E402
@@ -45,24 +45,6 @@ class TaskComparison:
     worst_photo_difference: float
     best_baseline: str | None
     best_baseline_psnr: float | None
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """A quality.py report, or a one-line error naming the file and what is wrong with it."""
-    try:
-        report = json.loads(path.read_text())
-    except OSError as exc:
-        raise DSRIRError(f"{path}: cannot read it ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DSRIRError(f"{path}: not JSON; expected a report written by benchmarks/quality.py") from None
-    if not isinstance(report, dict) or not {"summary", "images", *SAME_SET} <= report.keys():
-        raise DSRIRError(f"{path}: not a benchmarks/quality.py report (no summary, images, crop, seed, protocol)")
-    return report
-
-
-def photo_scores(report: Mapping[str, Any], task: str) -> dict[str, float]:
-    """The report's DSRIR PSNR per photo for one task."""
-    return {row["image"]: row[DSRIR]["psnr"] for row in report["images"] if row["task"] == task}
 
 
 def compare_task(reference: Mapping[str, Any], candidate: Mapping[str, Any], task: str) -> TaskComparison:
@@ -146,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.output.resolve() in (args.reference.resolve(), args.candidate.resolve()):
             raise DSRIRError(f"--output {args.output} is one of the reports compared; give another path")
-        reference, candidate = read_report(args.reference), read_report(args.candidate)
+        reference, candidate = (read_report(path, ("images", *SAME_SET)) for path in (args.reference, args.candidate))
         rows = compare(reference, candidate, args.tasks)
     except DSRIRError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)

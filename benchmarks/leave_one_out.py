@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from benchmarks.quality_report import DSRIR, INPUT, TRAINING, baseline_scores  # noqa: E402
+from benchmarks.quality_report import DSRIR, INPUT, TRAINING, baseline_scores, read_report  # noqa: E402
 from dsrir.atomic import write_text_atomic  # noqa: E402
 from dsrir.cli_help import DefaultsHelpFormatter  # noqa: E402
 from dsrir.data.family import Coverage  # noqa: E402
@@ -56,17 +56,6 @@ class HeldOutRow:
     def passes(self, gain: float) -> bool:
         beaten = all(self.held_out_psnr > self.baselines[name] for name in REQUIRED_BASELINES if name in self.baselines)
         return self.gain >= gain and beaten
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """A ``quality.py`` report, or a one-line error naming the file and what was expected."""
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DSRIRError(f"{path}: not a readable quality.py report ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
-        raise DSRIRError(f"{path}: no 'summary' object; expected a report written by benchmarks/quality.py")
-    return report
 
 
 def held_out_rows(path: Path, report: dict[str, Any], seen: dict[str, Any] | None) -> list[HeldOutRow]:

@@ -77,8 +77,8 @@ def test_swapping_the_reports_negates_every_difference(reports: dict[str, Path],
     [
         (("before", "other-crop"), [], "error: the reports differ in crop (32 vs 24): not comparable"),
         (("before", "after"), ["--tasks", "rain"], "error: --tasks rain: not in both reports"),
-        (("before", "missing"), [], "missing.json: cannot read it"),
-        (("before", "garbage"), [], "garbage.json: not JSON; expected a report written by benchmarks/quality.py"),
+        (("before", "missing"), [], "missing.json: not a readable quality.py report"),
+        (("before", "garbage"), [], "garbage.json: not a readable quality.py report"),
     ],
 )
 def test_reports_that_cannot_be_compared_are_one_line_and_exit_2(
