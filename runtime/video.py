@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         type=model_argument,
         default=None,
-        help=".engine, .onnx, .pth or .safetensors, or a server: triton://HOST:8001/MODEL; None: the shipped "
-        f"weights/{DEFAULT_MODEL.name}",
+        help=".engine, .onnx, .pth or .safetensors, or a server: triton://HOST:8001/MODEL (default: the shipped "
+        f"weights/{DEFAULT_MODEL.name})",
     )
     model.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: from the model file's suffix")
     model.add_argument("--plugin-lib", type=Path, default=None, help="DSRIR TensorRT plugin library for the engine")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,9 @@ def test_help_explains_every_flag_lists_set_defaults_and_hides_unset_ones(
     with pytest.raises(SystemExit) as exit_info:
         cli_main(name)(["--help"])
     assert exit_info.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    out = capsys.readouterr().out
+    text = " ".join(out.split())  # argparse wraps lines anywhere
+    assert "".join(str(REPO).split()) not in "".join(out.split())  # a default path as typed from the checkout
     assert "(default: " in text
     for unset in ("(default: None)", "(default: False)", "(default: [])"):
         assert unset not in text
@@ -101,3 +104,16 @@ def test_earlier_spellings_still_parse_but_are_not_listed(capsys: pytest.Capture
     parser.print_help()
     text = capsys.readouterr().out
     assert "--output-dir" in text and "--save-dir" not in text
+
+
+def test_a_default_in_the_checkout_shows_as_typed_from_its_root_and_others_as_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    parser = argparse.ArgumentParser(prog="tool", formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--model", type=Path, default=REPO / "weights" / "x%.onnx", help="model")
+    parser.add_argument("--output", type=Path, default=tmp_path / "out.mp4", help="output")
+    parser.add_argument("--name", default="weights", help="name")
+    parser.print_help()
+    text = "".join(capsys.readouterr().out.split())
+    assert "model(default:weights/x%.onnx)" in text
+    assert f"output(default:{tmp_path / 'out.mp4'})" in text and "name(default:weights)" in text
