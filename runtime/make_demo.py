@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from dsrir.cli import command
+from dsrir.cli_help import DefaultsHelpFormatter
 from runtime.uri import demo_clip_path
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 20, 4
@@ -105,8 +106,8 @@ def write_clip(path: Path, frames: list[np.ndarray]) -> None:
 
 @command()
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=demo_clip_path(), help="where to write (default: %(default)s)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--output", type=Path, default=demo_clip_path(), help="where to write")
     args = parser.parse_args(argv)
     frames = render_frames()
     args.output.parent.mkdir(parents=True, exist_ok=True)

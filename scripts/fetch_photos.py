@@ -26,6 +26,7 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -470,13 +471,13 @@ def output_stem(package: str, name: str, taken: set[str]) -> str:
     return stem
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument(
         "--output", type=Path, default=Path("photos"), help="folder for train/, val/, eval/ and manifest.json"
     )
     parser.add_argument("--long-side", type=int, default=1280, help="resize so the long side is at most this")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     manifest: list[dict[str, object]] = []
     taken: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:

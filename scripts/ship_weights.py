@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,12 +32,12 @@ WEIGHTS_DIR = REPO / "weights"
 MAX_BYTES = 15 * 1024 * 1024  # what a git repository should carry per file
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, help="training checkpoint to ship (omit: re-export NAME)")
     parser.add_argument("--name", required=True, help="file stem under weights/, e.g. dsrir-xs_all_in_one")
     parser.add_argument("--note", default="", help="what changed since the previous weights (kept in the JSON)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     weights = WEIGHTS_DIR / f"{args.name}.safetensors"
     record_path = weights.with_suffix(".json")
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}

@@ -1,10 +1,11 @@
-"""Every CLI's --help (the toolkit's and the benchmark scripts') explains each flag and shows its defaults, with no
-``(default: None)`` noise for flags that are unset."""
+"""Every CLI's --help (the toolkit's, the benchmark and maintenance scripts') explains each flag and shows its
+defaults, with no ``(default: None)`` noise for flags that are unset; every flag the READMEs write exists."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,21 +28,29 @@ CLI_MODULES = (
     "calibration.cli",
     "dsrir.restore",
     "dsrir.evaluate",
+    "dsrir.data.make_csv",
+    "runtime.make_demo",
 )
 
 
-BENCHMARKS = sorted(path.stem for path in (REPO / "benchmarks").glob("*.py") if "argparse" in path.read_text())
+SCRIPTS = sorted(
+    f"{path.parent.name}/{path.stem}"
+    for folder in ("benchmarks", "scripts")
+    for path in (REPO / folder).glob("*.py")
+    if "argparse" in path.read_text()
+)
 
 
 def cli_main(name: str) -> Callable[[list[str]], object]:
-    """A CLI's ``main(argv)``: a module of the toolkit, or ``benchmarks/NAME.py`` for a bare name."""
-    return importlib.import_module(name).main if "." in name else load_script(name).main
+    """A CLI's ``main(argv)``: a module of the toolkit, or a script for ``benchmarks/NAME`` or ``scripts/NAME``."""
+    if "/" in name:
+        folder, stem = name.split("/")
+        return load_script(stem, folder).main
+    return importlib.import_module(name).main
 
 
-@pytest.mark.parametrize("name", [*CLI_MODULES, *BENCHMARKS])
-def test_help_explains_every_flag_lists_set_defaults_and_hides_unset_ones(
-    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def help_parser(name: str, monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
+    """Run ``name --help`` (it must exit 0) and return the parser its ``main`` built."""
     parsers: list[argparse.ArgumentParser] = []
     parse_args = argparse.ArgumentParser.parse_args
 
@@ -53,6 +62,14 @@ def test_help_explains_every_flag_lists_set_defaults_and_hides_unset_ones(
     with pytest.raises(SystemExit) as exit_info:
         cli_main(name)(["--help"])
     assert exit_info.value.code == 0
+    return parsers[0]
+
+
+@pytest.mark.parametrize("name", [*CLI_MODULES, *SCRIPTS])
+def test_help_explains_every_flag_lists_set_defaults_and_hides_unset_ones(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parser = help_parser(name, monkeypatch)
     out = capsys.readouterr().out
     text = " ".join(out.split())  # argparse wraps lines anywhere
     assert "".join(str(REPO).split()) not in "".join(out.split())  # a default path as typed from the checkout
@@ -60,12 +77,15 @@ def test_help_explains_every_flag_lists_set_defaults_and_hides_unset_ones(
     for unset in ("(default: None)", "(default: False)", "(default: [])"):
         assert unset not in text
     assert "(default: True)" not in text  # a --no-X flag is off unless given; "default: True" read as on
-    listed = [action for action in parsers[0]._actions if action.help != argparse.SUPPRESS]
+    listed = [action for action in parser._actions if action.help != argparse.SUPPRESS]
     assert [action.option_strings or action.dest for action in listed if not action.help] == []  # a flag, no word
 
 
-def test_every_benchmark_with_a_command_line_is_covered() -> None:
-    assert {"quality", "compare_quality", "speed", "streams", "tiling_blend", "activation_memory"} <= set(BENCHMARKS)
+def test_every_script_with_a_command_line_is_covered() -> None:
+    benchmarks = {"quality", "compare_quality", "speed", "streams", "tiling_blend", "activation_memory"}
+    assert {f"benchmarks/{name}" for name in benchmarks} | {"scripts/ship_weights", "scripts/fetch_photos"} <= set(
+        SCRIPTS
+    )
 
 
 def test_zero_defaults_are_shown_though_zero_equals_false(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,3 +137,50 @@ def test_a_default_in_the_checkout_shows_as_typed_from_its_root_and_others_as_gi
     text = "".join(capsys.readouterr().out.split())
     assert "model(default:weights/x%.onnx)" in text
     assert f"output(default:{tmp_path / 'out.mp4'})" in text and "name(default:weights)" in text
+
+
+DOCS = sorted({REPO / "README.md", *REPO.glob("*/README.md")})
+COMMAND = re.compile(r"python (?:-m ([\w.]+)|((?:benchmarks|scripts)/[a-z_]+)\.py)([^\n`|;&#]*)")
+
+
+def documented_flags() -> dict[str, dict[str, str]]:
+    """The flags each CLI is given in the READMEs' commands (continuation lines joined), with a README writing each."""
+    found: dict[str, dict[str, str]] = {}
+    for doc in DOCS:
+        text = re.sub(r"\\\n\s*", " ", doc.read_text(encoding="utf-8"))
+        for module, script, rest in COMMAND.findall(text):
+            name = script or cli_of_module(module)
+            for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", rest):
+                found.setdefault(name, {}).setdefault(flag, doc.relative_to(REPO).as_posix())
+    return found
+
+
+def cli_of_module(module: str) -> str:
+    """The module whose ``main`` ``python -m MODULE`` runs: a package's ``__main__`` imports it."""
+    main_file = REPO.joinpath(*module.split("."), "__main__.py")
+    if not main_file.is_file():
+        return module
+    imported = re.search(r"^from ([\w.]+) import main$", main_file.read_text(), re.MULTILINE)
+    assert imported, f"{main_file} does not import a main"
+    return imported.group(1)
+
+
+DOCUMENTED = documented_flags()
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_every_flag_a_readme_writes_exists_under_that_spelling(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renamed or removed flag leaves no README command that would fail (argparse would take a prefix: not here)."""
+    parser = help_parser(name, monkeypatch)
+    spellings = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            spellings.update(flag for sub in action.choices.values() for flag in sub._option_string_actions)
+    unknown = {flag: doc for flag, doc in DOCUMENTED[name].items() if flag not in spellings}
+    assert unknown == {}, f"{name}: flags written in a README that its parser lacks"
+
+
+def test_readme_commands_are_found() -> None:
+    """The command pattern still matches the READMEs' commands (an empty scan would pass the test above vacuously)."""
+    assert {"runtime.video", "export.build_engine", "train.cli", "benchmarks/quality"} <= set(DOCUMENTED)
+    assert "--precision" in DOCUMENTED["export.build_engine"] and "--input" in DOCUMENTED["runtime.video"]

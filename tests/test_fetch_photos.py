@@ -3,15 +3,13 @@ the Qt resource bundle reader and the GCompris README credits."""
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import zlib
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_photos.py"
+from tests.benchmarks.scripts import load_script
 
 # DESIGN.md §7: kept for held-out evaluation, never trained on.
 HELD_OUT = {
@@ -31,11 +29,7 @@ HELD_OUT = {
 @pytest.fixture(scope="module")
 def fetch() -> ModuleType:
     """The script as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("fetch_photos", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fetch_photos", "scripts")
 
 
 def rcc_bundle(files: dict[str, bytes], compressed: set[str]) -> bytes:

@@ -22,6 +22,7 @@ import numpy as np
 
 from dsrir.atomic import write_text_atomic
 from dsrir.cli import command, positive_int
+from dsrir.cli_help import DefaultsHelpFormatter
 from dsrir.errors import DSRIRError
 from dsrir.imageio import is_image_file, list_images
 from dsrir.modes import DEFAULT_MODE, MODE_TASKS
@@ -150,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dsrir.data.make_csv",
         description="Write a training CSV (target,degraded rows, paths relative to the train dir).",
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--train-dir",
@@ -162,8 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         "--mode",
         choices=MODES,
         default=DEFAULT_MODE,
-        help="all_in_one = noise + rain + haze; noise = BSD400 + WED; rain = Rain100L; "
-        "haze = Reside (default: %(default)s)",
+        help="all_in_one = noise + rain + haze; noise = BSD400 + WED; rain = Rain100L; haze = Reside",
     )
     parser.add_argument(
         "--output",
@@ -180,18 +181,16 @@ def _parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=5000,
         metavar="N",
-        help="random RESIDE OTS clean images, one random hazy version each (default: %(default)s)",
+        help="random RESIDE OTS clean images, one random hazy version each",
     )
     parser.add_argument(
         "--rain-repeat",
         type=positive_int,
         default=25,
         metavar="N",
-        help="times the Rain100L pair list is repeated (default: %(default)s)",
+        help="times the Rain100L pair list is repeated",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="seed of the OTS sampling (default: %(default)s)"
-    )
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the OTS sampling")
     return parser
 
 

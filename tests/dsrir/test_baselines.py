@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -20,11 +19,9 @@ from dsrir.data.eval_sets import official_test_noise
 from dsrir.errors import DSRIRError
 from dsrir.metrics import psnr
 from dsrir.model import DSRIR, PRESETS
+from tests.benchmarks.scripts import load_script
 from tests.conftest import natural_like_image
-from tests.paths import REPO
 from train.blend import main as blend_main
-
-SCRIPT = REPO / "benchmarks" / "quality.py"
 
 
 def far_haze(clean: np.ndarray) -> np.ndarray:
@@ -86,13 +83,8 @@ def test_cbm3d_denoises_when_installed() -> None:
 
 @pytest.fixture(scope="module")
 def quality_main() -> Callable[[list[str]], int]:
-    """``benchmarks/quality.py``'s ``main`` (benchmarks/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.main  # type: ignore[no-any-return]
+    """``benchmarks/quality.py``'s ``main``."""
+    return load_script("quality").main  # type: ignore[no-any-return]
 
 
 def test_quality_benchmark_end_to_end(
