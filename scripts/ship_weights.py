@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "history": [*record.get("history", []), args.note] if args.note else record.get("history", []),
             }
         )
+        record.pop("blend", None)  # the previous weights' inputs, if they were a blend
+        if "blend" in extra:
+            record["blend"] = json.loads(extra["blend"])  # train.blend's inputs: file, sha256, share, weights
     elif not weights.is_file():
         raise SystemExit(f"{weights}: not found; pass --checkpoint to create it")
     onnx_path, result = export_checkpoint(weights, weights.with_suffix(".onnx"), ExportOptions())

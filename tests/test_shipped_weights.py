@@ -38,6 +38,18 @@ def test_shipped_files_are_small_and_recorded(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SHIPPED)
+def test_the_record_says_what_the_weights_are_made_of(name: str) -> None:
+    """A blend's record names its inputs (file, sha256, share), as the safetensors does: they are its provenance."""
+    record = json.loads((WEIGHTS / f"{name}.json").read_text())
+    _, loaded = load_model(WEIGHTS / f"{name}.safetensors")
+    assert record.get("weights") == loaded.metadata.get("weights")
+    if record.get("weights") == "blend":
+        assert record["blend"] == json.loads(loaded.metadata["blend"])
+        assert sum(part["share"] for part in record["blend"]) == pytest.approx(1.0)
+        assert all(len(part["sha256"]) == 64 for part in record["blend"])
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_onnx_matches_the_weights(name: str) -> None:
     model, loaded = load_model(WEIGHTS / f"{name}.safetensors")
     session = ort.InferenceSession(str(WEIGHTS / f"{name}.onnx"), providers=["CPUExecutionProvider"])
