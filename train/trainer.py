@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +142,10 @@ class Trainer:
         if "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
         else:  # an official checkpoint: replay the per-epoch schedule
-            for _ in range(state["epoch"]):
-                self.scheduler.step()
+            with warnings.catch_warnings():  # replaying the schedule before any step is the point, not a misuse
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                for _ in range(state["epoch"]):
+                    self.scheduler.step()
         self.start_epoch = int(state["epoch"]) + 1
         self.batches_done = int(state.get("batches_done", 0))
         self.global_step = int(state.get("global_step", 0))
