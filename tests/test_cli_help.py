@@ -140,6 +140,7 @@ def test_a_default_in_the_checkout_shows_as_typed_from_its_root_and_others_as_gi
 
 
 DOCS = sorted({REPO / "README.md", *REPO.glob("*/README.md")})
+PACKAGES = ("dsrir", "train", "export", "runtime", "calibration")
 COMMAND = re.compile(r"python (?:-m ([\w.]+)|((?:benchmarks|scripts)/[a-z_]+)\.py)([^\n`|;&#]*)")
 
 
@@ -149,6 +150,8 @@ def documented_flags() -> dict[str, dict[str, str]]:
     for doc in DOCS:
         text = re.sub(r"\\\n\s*", " ", doc.read_text(encoding="utf-8"))
         for module, script, rest in COMMAND.findall(text):
+            if module and module.split(".")[0] not in PACKAGES:
+                continue  # python -m pip, pytest, venv: not ours
             name = script or cli_of_module(module)
             for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", rest):
                 found.setdefault(name, {}).setdefault(flag, doc.relative_to(REPO).as_posix())
